@@ -28,7 +28,22 @@ _EXPORTS = {
     "load_default_tokenizer": "constrain.model",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CompiledConstraint",
+    "Compiler",
+    "ConstrainedLogitsProcessor",
+    "ConstraintError",
+    "GrammarError",
+    "Matcher",
+    "RegexError",
+    "SchemaError",
+    "Vocabulary",
+    "allocate_bitmask",
+    "bitmask_words",
+    "generate",
+    "load_default_model",
+    "load_default_tokenizer",
+]
 
 if TYPE_CHECKING:
     from constrain.bitmask import allocate_bitmask, bitmask_words

@@ -1,0 +1,116 @@
+"""Compile constraints for one tokenizer.
+
+The :class:`Compiler` does the vocabulary work once (token bytes, trie) and caches compiled
+constraints, so compiling the same constraint twice is free and matchers are cheap to create.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from constrain.automaton import DFAAutomaton, TokenAutomaton
+from constrain.matcher import Matcher
+from constrain.trie import TokenTrie
+from constrain.vocab import Vocabulary
+
+
+class CompiledConstraint:
+    """A constraint compiled for one vocabulary; create a :class:`Matcher` per generation."""
+
+    def __init__(self, automaton: TokenAutomaton, kind: str, source: Any) -> None:
+        self.automaton = automaton
+        self.kind = kind
+        self.source = source
+
+    @property
+    def vocab_size(self) -> int:
+        """Width of the bitmask in tokens (may exceed ``len(tokenizer)``; extra ids are never allowed)."""
+        return self.automaton.vocab_size
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.automaton.vocab
+
+    def matcher(self) -> Matcher:
+        return Matcher(self.automaton)
+
+    def __repr__(self) -> str:
+        src = repr(self.source)
+        return f"CompiledConstraint({self.kind}, {src[:60] + '...' if len(src) > 60 else src})"
+
+
+class Compiler:
+    """Compiles constraints for one tokenizer.
+
+    ``tokenizer``: a Hugging Face tokenizer (or pass ``vocab=`` directly). ``vocab_size``: the model's
+    logit width if it is larger than the tokenizer. ``eos_token_ids``: extra end-of-sequence ids (e.g.
+    ``model.generation_config.eos_token_id``).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        *,
+        vocab: Vocabulary | None = None,
+        vocab_size: int | None = None,
+        eos_token_ids: Any = None,
+        cache_size: int = 256,
+    ) -> None:
+        if vocab is None:
+            if tokenizer is None:
+                raise ValueError("Compiler needs a tokenizer or a Vocabulary")
+            vocab = Vocabulary.from_hf(tokenizer, vocab_size=vocab_size, eos_token_ids=eos_token_ids)
+        self.vocab = vocab
+        self.tokenizer = tokenizer
+        if not vocab.spells_every_string:
+            warnings.warn(
+                "some bytes occur in this vocabulary only inside longer tokens; masks can then allow a token "
+                "after which the constraint cannot be completed",
+                stacklevel=2,
+            )
+        self.trie = TokenTrie.build(vocab)
+        self._cache: OrderedDict[Hashable, CompiledConstraint] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocab.size
+
+    def _cached(self, key: Hashable, build: Callable[[], CompiledConstraint]) -> CompiledConstraint:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        compiled = build()
+        with self._lock:
+            self._cache[key] = compiled
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return compiled
+
+    def regex(self, pattern: str, flags: int = 0) -> CompiledConstraint:
+        """Text that ``re.fullmatch(pattern, text, flags)`` accepts (``re.IGNORECASE``, ``re.DOTALL``)."""
+        from constrain.errors import RegexError
+        from constrain.fsm import compile_regex
+
+        allowed = re.IGNORECASE | re.DOTALL | re.MULTILINE | re.UNICODE
+        if flags & ~allowed:
+            raise RegexError(f"unsupported regex flags {flags & ~allowed:#x}", pattern)
+
+        def build() -> CompiledConstraint:
+            dfa = compile_regex(pattern, flags)
+            if dfa.is_empty:
+                raise RegexError("the regex matches nothing", pattern)
+            dfa = dfa.restricted(self.vocab.byte_alphabet)
+            if dfa.is_empty:
+                raise RegexError("the regex matches nothing this tokenizer can spell", pattern)
+            return CompiledConstraint(DFAAutomaton(dfa, self.vocab, self.trie), "regex", pattern)
+
+        return self._cached(("regex", pattern, flags), build)

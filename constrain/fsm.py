@@ -1,0 +1,635 @@
+"""Byte-level DFAs built from code-point regex trees, UTF-8 correct.
+
+Pipeline: regex tree -> partition of the code points into classes -> Thompson NFA over classes ->
+subset construction (a DFA over code-point classes) -> UTF-8 expansion (each class transition becomes
+byte paths; shared continuation states are reused) -> trim (drop states that cannot reach acceptance)
+-> minimise. The result, :class:`ByteDFA`, is an ``int32[n_states, 256]`` table (``-1`` = dead) with
+start state 0: the integer table the numba token walks run over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from constrain.errors import LimitError
+from constrain.regex import Alt, CharSet, Node, Ranges, Repeat, Seq, normalize
+
+MAX_NFA_STATES = 400_000
+MAX_DFA_STATES = 50_000
+_SURROGATES = (0xD800, 0xDFFF)
+
+
+# ---------------------------------------------------------------- UTF-8
+def _encode(cp: int) -> bytes:
+    return chr(cp).encode("utf-8")
+
+
+def utf8_sequences(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
+    """Byte-range sequences whose concatenations are exactly the UTF-8 encodings of code points lo..hi.
+
+    Surrogates are skipped (they have no UTF-8 encoding). Each sequence is a tuple of inclusive byte
+    ranges; every byte string in its cross product is one encoded code point of the range.
+    """
+    out: list[tuple[tuple[int, int], ...]] = []
+    stack = [(lo, hi)]
+    while stack:
+        a, b = stack.pop()
+        if a > b:
+            continue
+        if a <= _SURROGATES[1] and b >= _SURROGATES[0]:
+            stack.append((a, _SURROGATES[0] - 1))
+            stack.append((_SURROGATES[1] + 1, b))
+            continue
+        split = False
+        for bound in (0x7F, 0x7FF, 0xFFFF):
+            if a <= bound < b:
+                stack.append((a, bound))
+                stack.append((bound + 1, b))
+                split = True
+                break
+        if split:
+            continue
+        if b <= 0x7F:
+            out.append(((a, b),))
+            continue
+        for i in range(1, 4):
+            m = (1 << (6 * i)) - 1
+            if (a & ~m) != (b & ~m):
+                if a & m:
+                    stack.append((a, a | m))
+                    stack.append(((a | m) + 1, b))
+                    split = True
+                    break
+                if (b & m) != m:
+                    stack.append((a, (b & ~m) - 1))
+                    stack.append((b & ~m, b))
+                    split = True
+                    break
+        if split:
+            continue
+        ea, eb = _encode(a), _encode(b)
+        out.append(tuple((x, y) for x, y in zip(ea, eb)))
+    return out
+
+
+# ---------------------------------------------------------------- the byte DFA
+@dataclass(eq=False)
+class ByteDFA:
+    """A deterministic automaton over bytes: ``trans[s, b]`` is the next state or -1; start state 0."""
+
+    trans: npt.NDArray[np.int32]
+    accepting: npt.NDArray[np.bool_]
+    _key: str | None = field(default=None, repr=False)
+
+    @property
+    def n_states(self) -> int:
+        return int(self.trans.shape[0])
+
+    @property
+    def is_empty(self) -> bool:
+        """True if the language is empty (trimmed DFAs then have no state at all)."""
+        return self.n_states == 0
+
+    @property
+    def matches_empty(self) -> bool:
+        return self.n_states > 0 and bool(self.accepting[0])
+
+    def accepts(self, data: bytes) -> bool:
+        """Whether ``data`` is in the language."""
+        s = self.run(data, 0)
+        return s >= 0 and bool(self.accepting[s])
+
+    def is_prefix(self, data: bytes) -> bool:
+        """Whether ``data`` can be extended to a string of the language (on a trimmed DFA)."""
+        return self.run(data, 0) >= 0
+
+    def run(self, data: bytes, state: int = 0) -> int:
+        """The state after ``data`` from ``state``, or -1."""
+        if self.n_states == 0:
+            return -1
+        t = self.trans
+        for b in data:
+            state = int(t[state, b])
+            if state < 0:
+                return -1
+        return state
+
+    @cached_property
+    def key(self) -> str:
+        """A content hash: equal for equal tables (caches share work across constraints by it)."""
+        if self._key is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(np.ascontiguousarray(self.trans).tobytes())
+            h.update(np.ascontiguousarray(self.accepting).tobytes())
+            self._key = h.hexdigest()
+        return self._key
+
+    def without_empty(self) -> ByteDFA:
+        """The same language minus the empty string."""
+        if not self.matches_empty:
+            return self
+        n = self.n_states
+        trans = np.vstack([self.trans, self.trans[0:1]])
+        acc = np.concatenate([self.accepting, [False]])
+        # new start = copy of 0 that is not accepting; move it to index 0 by swapping 0 and n
+        perm = np.arange(n + 1)
+        perm[0], perm[n] = n, 0
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(n + 1)
+        t2 = trans[perm]
+        t2 = np.where(t2 >= 0, inv[np.maximum(t2, 0)], -1).astype(np.int32)
+        return trim_and_minimize(t2, acc[perm])
+
+    def restricted(self, alphabet: npt.NDArray[np.bool_]) -> ByteDFA:
+        """The sub-language whose strings only use bytes with ``alphabet[b]`` (then trimmed, minimal)."""
+        if self.n_states == 0 or alphabet.all():
+            return self
+        bad = ~alphabet
+        if not (self.trans[:, bad] >= 0).any():
+            return self
+        trans = self.trans.copy()
+        trans[:, bad] = -1
+        return trim_and_minimize(trans, self.accepting)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"trans": self.trans.tolist(), "accepting": self.accepting.tolist()}
+
+
+def trim_and_minimize(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bool_]) -> ByteDFA:
+    """Drop unreachable and dead states, merge equivalent ones, renumber in BFS order from start 0."""
+    trans = np.ascontiguousarray(trans, dtype=np.int32)
+    accepting = np.ascontiguousarray(accepting, dtype=np.bool_)
+    if trans.shape[0] == 0:
+        return ByteDFA(np.zeros((0, 256), np.int32), np.zeros(0, bool))
+    out, out_acc = _trim_minimize(trans, accepting)
+    return ByteDFA(out, out_acc)
+
+
+@numba.njit(cache=True, nogil=True)
+def _live_states(trans, accepting):  # type: ignore[no-untyped-def]
+    """States reachable from 0 that can reach an accepting state."""
+    n = trans.shape[0]
+    reach = np.zeros(n, np.bool_)
+    stack = np.empty(n, np.int64)
+    reach[0] = True
+    stack[0] = 0
+    top = 1
+    # reverse adjacency (CSR) for co-reachability, built while exploring
+    indeg = np.zeros(n + 1, np.int64)
+    while top:
+        top -= 1
+        s = stack[top]
+        for b in range(256):
+            t = trans[s, b]
+            if t >= 0:
+                indeg[t + 1] += 1
+                if not reach[t]:
+                    reach[t] = True
+                    stack[top] = t
+                    top += 1
+    for i in range(n):
+        indeg[i + 1] += indeg[i]
+    fill = indeg[:-1].copy()
+    preds = np.empty(indeg[n], np.int64)
+    for s in range(n):
+        if reach[s]:
+            for b in range(256):
+                t = trans[s, b]
+                if t >= 0:
+                    preds[fill[t]] = s
+                    fill[t] += 1
+    live = np.zeros(n, np.bool_)
+    top = 0
+    for s in range(n):
+        if reach[s] and accepting[s]:
+            live[s] = True
+            stack[top] = s
+            top += 1
+    while top:
+        top -= 1
+        t = stack[top]
+        for k in range(indeg[t], indeg[t + 1]):
+            s = preds[k]
+            if not live[s]:
+                live[s] = True
+                stack[top] = s
+                top += 1
+    return live
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark(e, elems, loc, sidx, first, marked, touched, n_touched):  # type: ignore[no-untyped-def]
+    s = sidx[e]
+    i = loc[e]
+    j = first[s] + marked[s]
+    elems[i] = elems[j]
+    loc[elems[i]] = i
+    elems[j] = e
+    loc[e] = j
+    if marked[s] == 0:
+        touched[n_touched] = s
+        n_touched += 1
+    marked[s] += 1
+    return n_touched
+
+
+@numba.njit(cache=True, nogil=True)
+def _split(n_sets, elems, sidx, first, past, marked, touched, n_touched):  # type: ignore[no-untyped-def]
+    """Split every touched set into its marked and unmarked parts; the smaller part becomes a new set."""
+    while n_touched:
+        n_touched -= 1
+        s = touched[n_touched]
+        j = first[s] + marked[s]
+        if j == past[s]:
+            marked[s] = 0
+            continue
+        z = n_sets
+        if marked[s] <= past[s] - j:
+            first[z] = first[s]
+            past[z] = j
+            first[s] = j
+        else:
+            past[z] = past[s]
+            first[z] = j
+            past[s] = j
+        for i in range(first[z], past[z]):
+            sidx[elems[i]] = z
+        marked[s] = 0
+        marked[z] = 0
+        n_sets += 1
+    return n_sets
+
+
+@numba.njit(cache=True, nogil=True)
+def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
+    """Trim, then minimise with Valmari and Lehtinen's partition refinement (partial DFAs, O(m log n))."""
+    live = _live_states(trans, accepting)
+    n_all = trans.shape[0]
+    if not live[0]:
+        return np.zeros((0, 256), np.int32), np.zeros(0, np.bool_)
+    old_to_new = np.full(n_all, -1, np.int64)
+    n = 0
+    for s in range(n_all):
+        if live[s]:
+            old_to_new[s] = n
+            n += 1
+    # transitions among live states: tail, label, head
+    m = 0
+    for s in range(n_all):
+        if live[s]:
+            for b in range(256):
+                t = trans[s, b]
+                if t >= 0 and live[t]:
+                    m += 1
+    tail = np.empty(m, np.int64)
+    label = np.empty(m, np.int64)
+    head = np.empty(m, np.int64)
+    k = 0
+    for s in range(n_all):
+        if live[s]:
+            for b in range(256):
+                t = trans[s, b]
+                if t >= 0 and live[t]:
+                    tail[k] = old_to_new[s]
+                    label[k] = b
+                    head[k] = old_to_new[t]
+                    k += 1
+    acc = np.zeros(n, np.bool_)
+    for s in range(n_all):
+        if live[s]:
+            acc[old_to_new[s]] = accepting[s]
+    # block partition of states
+    b_elems = np.arange(n)
+    b_loc = np.arange(n)
+    b_sidx = np.zeros(n, np.int64)
+    b_first = np.zeros(n + 1, np.int64)
+    b_past = np.zeros(n + 1, np.int64)
+    b_marked = np.zeros(n + 1, np.int64)
+    b_touched = np.zeros(n + 1, np.int64)
+    b_past[0] = n
+    nb = 1
+    nt = 0
+    for q in range(n):
+        if acc[q]:
+            nt = _mark(q, b_elems, b_loc, b_sidx, b_first, b_marked, b_touched, nt)
+    nb = _split(nb, b_elems, b_sidx, b_first, b_past, b_marked, b_touched, nt)
+    # cord partition of transitions, by label
+    c_elems = np.argsort(label, kind="mergesort")
+    c_loc = np.empty(m, np.int64)
+    c_sidx = np.zeros(m, np.int64)
+    c_first = np.zeros(m + 1, np.int64)
+    c_past = np.zeros(m + 1, np.int64)
+    c_marked = np.zeros(m + 1, np.int64)
+    c_touched = np.zeros(m + 1, np.int64)
+    nc = 0
+    if m:
+        cur = label[c_elems[0]]
+        for i in range(m):
+            t = c_elems[i]
+            if label[t] != cur:
+                cur = label[t]
+                c_past[nc] = i
+                nc += 1
+                c_first[nc] = i
+            c_sidx[t] = nc
+            c_loc[t] = i
+        c_past[nc] = m
+        nc += 1
+    # incoming transitions per state
+    in_start = np.zeros(n + 1, np.int64)
+    for t in range(m):
+        in_start[head[t] + 1] += 1
+    for q in range(n):
+        in_start[q + 1] += in_start[q]
+    fill = in_start[:-1].copy()
+    incoming = np.empty(m, np.int64)
+    for t in range(m):
+        incoming[fill[head[t]]] = t
+        fill[head[t]] += 1
+    b = 1
+    c = 0
+    while c < nc:
+        nt = 0
+        for i in range(c_first[c], c_past[c]):
+            nt = _mark(tail[c_elems[i]], b_elems, b_loc, b_sidx, b_first, b_marked, b_touched, nt)
+        nb = _split(nb, b_elems, b_sidx, b_first, b_past, b_marked, b_touched, nt)
+        c += 1
+        while b < nb:
+            nt = 0
+            for i in range(b_first[b], b_past[b]):
+                q = b_elems[i]
+                for j in range(in_start[q], in_start[q + 1]):
+                    nt = _mark(incoming[j], c_elems, c_loc, c_sidx, c_first, c_marked, c_touched, nt)
+            nc = _split(nc, c_elems, c_sidx, c_first, c_past, c_marked, c_touched, nt)
+            b += 1
+    # quotient automaton, numbered in BFS order from the start block
+    order = np.full(nb, -1, np.int64)
+    queue = np.empty(nb, np.int64)
+    order[b_sidx[0]] = 0
+    queue[0] = b_sidx[0]
+    qn = 1
+    rep = np.empty(nb, np.int64)
+    for q in range(n):
+        rep[b_sidx[q]] = q
+    # successor lists of representatives
+    out_start = np.zeros(n + 1, np.int64)
+    for t in range(m):
+        out_start[tail[t] + 1] += 1
+    for q in range(n):
+        out_start[q + 1] += out_start[q]
+    qi = 0
+    while qi < qn:
+        blk = queue[qi]
+        qi += 1
+        r = rep[blk]
+        for t in range(out_start[r], out_start[r + 1]):
+            hb = b_sidx[head[t]]
+            if order[hb] < 0:
+                order[hb] = qn
+                queue[qn] = hb
+                qn += 1
+    out = np.full((nb, 256), -1, np.int32)
+    out_acc = np.zeros(nb, np.bool_)
+    for t in range(m):  # transitions are sorted by tail, so each state's run is contiguous
+        if rep[b_sidx[tail[t]]] == tail[t]:
+            out[order[b_sidx[tail[t]]], label[t]] = order[b_sidx[head[t]]]
+    for blk in range(nb):
+        out_acc[order[blk]] = acc[rep[blk]]
+    return out, out_acc
+
+
+# ---------------------------------------------------------------- regex tree -> NFA over classes
+def _collect_sets(node: Node, out: list[Ranges]) -> None:
+    if isinstance(node, CharSet):
+        out.append(node.ranges)
+    elif isinstance(node, (Seq, Alt)):
+        for it in node.items:
+            _collect_sets(it, out)
+    elif isinstance(node, Repeat):
+        _collect_sets(node.item, out)
+
+
+def _partition(sets: Sequence[Ranges]) -> tuple[list[Ranges], dict[Ranges, int]]:
+    """Split the code points into classes: maximal sets of code points that belong to the same char sets."""
+    unique = list(dict.fromkeys(sets))
+    bounds = {0}
+    for rs in unique:
+        for lo, hi in rs:
+            bounds.add(lo)
+            bounds.add(hi + 1)
+    points = sorted(b for b in bounds if b <= 0x10FFFF)
+    # membership signature of each elementary interval
+    sig_of_interval: list[int] = [0] * len(points)
+    for k, rs in enumerate(unique):
+        bit = 1 << k
+        for lo, hi in rs:
+            i = _index(points, lo)
+            while i < len(points) and points[i] <= hi:
+                sig_of_interval[i] |= bit
+                i += 1
+    class_of_sig: dict[int, int] = {}
+    class_ranges: list[list[tuple[int, int]]] = []
+    for i, p in enumerate(points):
+        sig = sig_of_interval[i]
+        if sig == 0:
+            continue
+        end = (points[i + 1] - 1) if i + 1 < len(points) else 0x10FFFF
+        c = class_of_sig.setdefault(sig, len(class_ranges))
+        if c == len(class_ranges):
+            class_ranges.append([])
+        class_ranges[c].append((p, end))
+    bits_of_set: dict[Ranges, int] = {}
+    for k, rs in enumerate(unique):
+        bits = 0
+        for sig, c in class_of_sig.items():
+            if sig >> k & 1:
+                bits |= 1 << c
+        bits_of_set[rs] = bits
+    return [normalize(r) for r in class_ranges], bits_of_set
+
+
+def _index(points: list[int], x: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(points, x)
+
+
+class _NFA:
+    def __init__(self) -> None:
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[int, int]]] = []
+
+    def new(self) -> int:
+        if len(self.eps) >= MAX_NFA_STATES:
+            raise LimitError(f"regex too large: more than {MAX_NFA_STATES} automaton states (bounded repeats?)")
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node: Node, bits_of: dict[Ranges, int], start: int) -> int:
+        """Add ``node`` after ``start``; return its end state."""
+        if isinstance(node, CharSet):
+            end = self.new()
+            bits = bits_of.get(node.ranges, 0)
+            if bits:
+                self.edges[start].append((bits, end))
+            return end
+        if isinstance(node, Seq):
+            cur = start
+            for it in node.items:
+                cur = self.build(it, bits_of, cur)
+            return cur
+        if isinstance(node, Alt):
+            end = self.new()
+            for it in node.items:
+                s = self.new()
+                self.eps[start].append(s)
+                e = self.build(it, bits_of, s)
+                self.eps[e].append(end)
+            return end
+        if isinstance(node, Repeat):
+            cur = start
+            for _ in range(node.min):
+                cur = self.build(node.item, bits_of, cur)
+            if node.max is None:
+                loop = self.new()
+                self.eps[cur].append(loop)
+                e = self.build(node.item, bits_of, loop)
+                self.eps[e].append(loop)
+                return loop
+            end = self.new()
+            self.eps[cur].append(end)
+            for _ in range(node.max - node.min):
+                cur = self.build(node.item, bits_of, cur)
+                self.eps[cur].append(end)
+            return end
+        raise TypeError(f"unknown regex node {node!r}")
+
+
+def _closure(nfa: _NFA, states: frozenset[int], memo: dict[int, frozenset[int]]) -> frozenset[int]:
+    out: set[int] = set()
+    for s in states:
+        c = memo.get(s)
+        if c is None:
+            seen = {s}
+            stack = [s]
+            while stack:
+                x = stack.pop()
+                for y in nfa.eps[x]:
+                    if y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+            c = frozenset(seen)
+            memo[s] = c
+        out |= c
+    return frozenset(out)
+
+
+def compile_node(node: Node) -> ByteDFA:
+    """A trimmed, minimal byte DFA for a code-point regex tree (UTF-8 encoded strings)."""
+    sets: list[Ranges] = []
+    _collect_sets(node, sets)
+    classes, bits_of = _partition(sets)
+    nfa = _NFA()
+    start = nfa.new()
+    final = nfa.build(node, bits_of, start)
+    memo: dict[int, frozenset[int]] = {}
+
+    # subset construction over classes
+    d_start = _closure(nfa, frozenset([start]), memo)
+    ids = {d_start: 0}
+    order = [d_start]
+    char_trans: list[dict[int, int]] = []
+    i = 0
+    while i < len(order):
+        dset = order[i]
+        moves: dict[int, set[int]] = {}
+        for s in dset:
+            for bits, t in nfa.edges[s]:
+                while bits:
+                    low = bits & -bits
+                    moves.setdefault(low.bit_length() - 1, set()).add(t)
+                    bits ^= low
+        row: dict[int, int] = {}
+        for c, targets in moves.items():
+            tgt = _closure(nfa, frozenset(targets), memo)
+            j = ids.get(tgt)
+            if j is None:
+                j = len(order)
+                if j >= MAX_DFA_STATES:
+                    raise LimitError(f"regex too large: more than {MAX_DFA_STATES} DFA states")
+                ids[tgt] = j
+                order.append(tgt)
+            row[c] = j
+        char_trans.append(row)
+        i += 1
+    char_accepting = [final in d for d in order]
+    return _utf8_expand(char_trans, char_accepting, classes)
+
+
+def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:
+    """Replace each code-point-class transition by the byte paths of its UTF-8 encodings."""
+    n_char = len(char_trans)
+    rows: list[list[int]] = []
+    acc: list[bool] = []
+    inter_ids: dict[frozenset[tuple[tuple[tuple[int, int], ...], int]], int] = {}
+    pending: list[tuple[int, list[tuple[tuple[tuple[int, int], ...], int]]]] = []
+    for s in range(n_char):
+        rows.append([-1] * 256)
+        acc.append(accepting[s])
+    seq_cache: dict[Ranges, list[tuple[tuple[int, int], ...]]] = {}
+    for s, row in enumerate(char_trans):
+        by_target: dict[int, list[tuple[int, int]]] = {}
+        for c, t in row.items():
+            by_target.setdefault(t, []).extend(classes[c])
+        items: list[tuple[tuple[tuple[int, int], ...], int]] = []
+        for t, ranges in by_target.items():
+            key = normalize(ranges)
+            seqs = seq_cache.get(key)
+            if seqs is None:
+                seqs = [q for lo, hi in key for q in utf8_sequences(lo, hi)]
+                seq_cache[key] = seqs
+            items.extend((q, t) for q in seqs)
+        pending.append((s, items))
+    while pending:
+        s, items = pending.pop()
+        groups: dict[tuple[int, int], list[tuple[tuple[tuple[int, int], ...], int]]] = {}
+        for q, t in items:
+            groups.setdefault(q[0], []).append((q, t))
+        row_out = rows[s]
+        firsts = sorted(groups)
+        for (_, hi), (lo2, _) in itertools.pairwise(firsts):
+            assert hi < lo2, "UTF-8 sequences of disjoint classes have equal or disjoint first bytes"
+        for (lo, hi), group in groups.items():
+            if len(group[0][0]) == 1:
+                assert len(group) == 1
+                row_out[lo : hi + 1] = [group[0][1]] * (hi - lo + 1)
+                continue
+            rest = frozenset((q[1:], t) for q, t in group)
+            j = inter_ids.get(rest)
+            if j is None:
+                j = len(rows)
+                if j >= MAX_DFA_STATES:
+                    raise LimitError(f"regex too large: more than {MAX_DFA_STATES} DFA states")
+                inter_ids[rest] = j
+                rows.append([-1] * 256)
+                acc.append(False)
+                pending.append((j, list(rest)))
+            row_out[lo : hi + 1] = [j] * (hi - lo + 1)
+    return trim_and_minimize(np.array(rows, dtype=np.int32).reshape(-1, 256), np.array(acc, dtype=bool))
+
+
+@lru_cache(maxsize=512)
+def compile_regex(pattern: str, flags: int = 0) -> ByteDFA:
+    """``re.fullmatch`` semantics of ``pattern`` as a byte DFA over UTF-8."""
+    from constrain.regex import parse
+
+    return compile_node(parse(pattern, flags))

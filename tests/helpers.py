@@ -1,0 +1,51 @@
+"""Token-walk checks shared by the constraint tests (sound and complete, checked token by token)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from constrain.bitmask import bitmask_words
+from constrain.vocab import Vocabulary
+
+
+def random_tokenization(vocab: Vocabulary, data: bytes, rng: random.Random) -> list[int]:
+    """A random segmentation of ``data`` into token ids (not the tokenizer's canonical one)."""
+    max_len = max(len(b) for b in vocab.token_bytes)
+    out: list[int] = []
+    i = 0
+    while i < len(data):
+        cands: list[int] = []
+        for n in range(1, min(max_len, len(data) - i) + 1):
+            cands.extend(vocab.ids_of_bytes(data[i : i + n]))
+        assert cands, f"no token covers byte {data[i]:#x}"
+        # prefer shorter pieces half of the time so that the walk crosses many boundaries
+        tok = rng.choice(cands) if rng.random() < 0.5 else min(cands, key=lambda t: (len(vocab.token_bytes[t]), t))
+        out.append(tok)
+        i += len(vocab.token_bytes[tok])
+    return out
+
+
+def mask_allows(matcher: Any, token: int) -> bool:
+    bm = np.zeros((1, bitmask_words(matcher.vocab_size)), dtype=np.int32)
+    matcher.fill_bitmask(bm, 0)
+    return bool((int(bm[0, token >> 5]) >> (token & 31)) & 1)
+
+
+def walk(compiled: Any, ids: list[int]) -> tuple[bool, int]:
+    """Walk ``ids`` then EOS; check at every step that the mask bit agrees with ``advance``.
+
+    Returns (accepted, index of the first rejected token or len(ids) for a rejected end)."""
+    m = compiled.matcher()
+    for k, t in enumerate(ids):
+        allowed = mask_allows(m, t)
+        ok = m.advance(t)
+        assert allowed == ok, f"mask says {allowed} but advance says {ok} for token {t} at step {k}"
+        if not ok:
+            return False, k
+    eos = compiled.vocab.eos_token_ids
+    if eos:
+        assert mask_allows(m, eos[0]) == m.accepting, "EOS bit must be set exactly when accepting"
+    return m.accepting, len(ids)

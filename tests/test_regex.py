@@ -1,0 +1,131 @@
+"""Regex -> byte DFA: errors name the construct and position; the DFA agrees with ``re.fullmatch``."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from regex_corpus import all_regexes
+
+from constrain.errors import ConstraintError, RegexError
+from constrain.fsm import compile_regex, utf8_sequences
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct", "position"),
+    [
+        (r"(a)\1", "group references", 3),
+        (r"ab(?=c)", "lookahead", 2),
+        (r"ab(?<!c)d", "lookbehind", 2),
+        (r"a\bc", "word boundary", 1),
+        (r"a^b", "'^'", None),
+        (r"a$b", "'$'", None),
+        (r"(?P<x>a)(?P=x)", "group references", None),
+        (r"a\Z b", "anchor", 1),
+        (r"\N{DIGIT ONE}", "named characters", 0),
+        (r"(a", "invalid regex syntax", None),
+        (r"[b-a]", "range", None),
+    ],
+)
+def test_unsupported_constructs_are_named(pattern: str, construct: str, position: int | None) -> None:
+    with pytest.raises(RegexError) as info:
+        compile_regex(pattern)
+    assert construct.lower() in str(info.value).lower()
+    if position is not None:
+        assert info.value.position == position
+        assert f"at position {position}" in str(info.value)
+
+
+def test_anchors_at_the_ends_are_no_ops() -> None:
+    d = compile_regex(r"^ab+$")
+    assert d.accepts(b"abbb") and not d.accepts(b"a")
+
+
+def test_utf8_sequences_cover_exactly_the_range() -> None:
+    rng = random.Random(0)
+    for _ in range(200):
+        lo = rng.choice([0, 0x70, 0x7F0, 0xD7F0, 0xFFF0, 0x10000, rng.randrange(0x110000)])
+        hi = min(0x10FFFF, lo + rng.choice([0, 1, 15, 300, 70000]))
+        seqs = utf8_sequences(lo, hi)
+        for cp in {lo, hi, (lo + hi) // 2, rng.randint(lo, hi)}:
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            enc = chr(cp).encode()
+            hits = [s for s in seqs if len(s) == len(enc) and all(a <= b <= z for (a, z), b in zip(s, enc))]
+            assert len(hits) == 1, (hex(lo), hex(hi), hex(cp))
+        total = sum(_count(s) for s in seqs)
+        surrogates = max(0, min(hi, 0xDFFF) - max(lo, 0xD800) + 1)
+        assert total == hi - lo + 1 - surrogates
+
+
+def _count(seq: tuple[tuple[int, int], ...]) -> int:
+    n = 1
+    for a, b in seq:
+        n *= b - a + 1
+    return n
+
+
+def test_unicode_classes_match_python() -> None:
+    for pat in [r"\w", r"\d", r"\s", r"\W", r"\D", r"\S", r"(?i)k", r"(?i)[a-z]", r"(?i)ß", "."]:
+        d = compile_regex(pat)
+        for cp in [*range(0x3000), 0x1D7CE, 0x10FFFF, 0x212A, 0x17F, 0xFF21]:
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            ch = chr(cp)
+            assert d.accepts(ch.encode()) == bool(re.fullmatch(pat, ch)), (pat, hex(cp))
+
+
+SUPPORTED: list[str] = []
+UNSUPPORTED: list[tuple[str, str]] = []
+for _p in all_regexes():
+    try:
+        re.compile(_p)
+        compile_regex(_p)
+        SUPPORTED.append(_p)
+    except ConstraintError as _e:
+        UNSUPPORTED.append((_p, str(_e)))
+
+
+def test_corpus_is_large_and_rejections_are_explained() -> None:
+    assert len(SUPPORTED) >= 200
+    for pattern, message in UNSUPPORTED:
+        assert any(
+            w in message for w in ("lookahead", "lookbehind", "references", "boundary", "'$'", "'^'", "too large")
+        ), (
+            pattern, message,
+        )
+
+
+def mutations(text: str, rng: random.Random) -> list[str]:
+    """Small edits of a matching string: most are rejected by the regex, some are not."""
+    alphabet = "ab0 9_-.é日😀\n\"\\"
+    out = []
+    for _ in range(4):
+        i = rng.randint(0, len(text))
+        c = rng.choice(alphabet)
+        kind = rng.randrange(3)
+        if kind == 0:
+            out.append(text[:i] + c + text[i:])
+        elif kind == 1 and text:
+            out.append(text[: max(0, i - 1)] + text[i:])
+        elif text:
+            j = min(i, len(text) - 1)
+            out.append(text[:j] + c + text[j + 1 :])
+    return out
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+@pytest.mark.parametrize("pattern", SUPPORTED)
+def test_dfa_agrees_with_re(pattern: str, data: st.DataObject) -> None:
+    text = data.draw(st.from_regex(pattern, fullmatch=True), label="text")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return  # surrogates have no UTF-8 encoding; no model can emit them
+    dfa = compile_regex(pattern)
+    assert dfa.accepts(text.encode()), "complete: a string re accepts"
+    rng = random.Random(text)
+    for bad in mutations(text, rng):
+        assert dfa.accepts(bad.encode()) == bool(re.fullmatch(pattern, bad)), bad

@@ -1,0 +1,99 @@
+"""Regex constraints at token level: complete under canonical and random tokenizations, sound under
+mutations and under random walks through the masks, on real tokenizers."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pytest
+from conftest import compiler, tokenizer
+from helpers import random_tokenization, walk
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_regex import SUPPORTED, mutations
+
+from constrain.bitmask import bitmask_to_ids, bitmask_words
+
+
+def encode(name: str, text: str) -> list[int]:
+    """The tokenizer's own tokenization of ``text`` as generated output (no BOS, no dummy prefix space)."""
+    tok = tokenizer(name)
+    vocab = compiler(name).vocab
+    if vocab.dummy_prefix_space:
+        ids = tok.encode("\n" + text, add_special_tokens=False)
+        # drop the tokens of the leading "\n" (and its dummy space), keep the rest if it spells text
+        for k in range(len(ids) + 1):
+            if vocab.decode_bytes(ids[k:]) == text.encode():
+                return list(ids[k:])
+        return random_tokenization(vocab, text.encode(), random.Random(0))
+    return list(tok.encode(text, add_special_tokens=False))
+
+
+def check_text(name: str, pattern: str, text: str) -> None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return
+    c = compiler(name).regex(pattern)
+    vocab = c.vocab
+    ok, k = walk(c, encode(name, text))
+    assert ok, f"canonical tokenization of {text!r} rejected at token {k}"
+    rng = random.Random(hash((pattern, text)) & 0xFFFF)
+    ids = random_tokenization(vocab, text.encode(), rng)
+    ok, k = walk(c, ids)
+    assert ok, f"random tokenization {[vocab.token_bytes[i] for i in ids]} rejected at {k}"
+    for bad in mutations(text, rng):
+        if re.fullmatch(pattern, bad) or any(0xD800 <= ord(ch) <= 0xDFFF for ch in bad):
+            continue
+        ok, _ = walk(c, random_tokenization(vocab, bad.encode(), rng))
+        assert not ok, f"sound: {bad!r} does not match but was accepted"
+
+
+_SETTINGS = settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+@_SETTINGS
+@given(data=st.data())
+@pytest.mark.parametrize("pattern", SUPPORTED)
+def test_smollm2(pattern: str, data: st.DataObject) -> None:
+    check_text("smollm2", pattern, data.draw(st.from_regex(pattern, fullmatch=True)))
+
+
+@_SETTINGS
+@given(data=st.data())
+@pytest.mark.parametrize("pattern", SUPPORTED[::4])
+def test_llama3(pattern: str, data: st.DataObject) -> None:
+    check_text("llama3", pattern, data.draw(st.from_regex(pattern, fullmatch=True)))
+
+
+@_SETTINGS
+@given(data=st.data())
+@pytest.mark.parametrize("pattern", SUPPORTED[1::4])
+def test_mistral(pattern: str, data: st.DataObject) -> None:
+    check_text("mistral", pattern, data.draw(st.from_regex(pattern, fullmatch=True)))
+
+
+@pytest.mark.parametrize("name", ["smollm2", "mistral"])
+@pytest.mark.parametrize("pattern", SUPPORTED[::3])
+def test_random_walks_end_in_the_language(name: str, pattern: str) -> None:
+    """Sound: any path through the masks stays completable, and every text ended by EOS matches."""
+    c = compiler(name).regex(pattern)
+    eos = c.vocab.eos_token_ids[0]
+    rng = np.random.default_rng(abs(hash(pattern)) % 2**32)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    for _ in range(5):
+        m = c.matcher()
+        ids: list[int] = []
+        for _step in range(40):
+            m.fill_bitmask(bm, 0)
+            allowed = bitmask_to_ids(bm[0], c.vocab_size)
+            assert allowed.size, f"dead end after {c.vocab.decode_bytes(ids)!r}"
+            if eos in allowed and (rng.random() < 0.3 or allowed.size == 1):
+                break
+            tok = int(rng.choice(allowed[allowed != eos]))
+            assert m.advance(tok)
+            ids.append(tok)
+        else:
+            continue
+        text = c.vocab.decode_bytes(ids).decode("utf-8")  # strict: EOS only after whole characters
+        assert re.fullmatch(pattern, text), (pattern, text)

@@ -23,6 +23,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=1.0, help="0 for greedy")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("-n", "--num", type=int, default=1, help="number of samples")
+    g.add_argument(
+        "--sampler", choices=("lcd", "awrs", "smc"), default="lcd",
+        help="lcd: token masking (default); awrs: adaptive rejection, few checks per token (AWRS-SMC with "
+        "--particles > 1); smc: sequential Monte Carlo, samples the model conditioned on the constraint",
+    )
+    g.add_argument("--particles", type=int, default=None, help="SMC particles (default 8 for --sampler smc)")
+    g.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens (before the constraint)")
+    g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (before the constraint)")
     g.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     g.add_argument("--json", action="store_true", help="print one JSON object per sample")
     return p
@@ -60,13 +68,20 @@ def _generate(args: argparse.Namespace) -> int:
             TimeElapsedColumn(), console=console, transient=True,
         ) as bar:
             task = bar.add_task("gen", total=args.max_new_tokens, k=k + 1)
-            result = generate_result(
-                args.prompt, constraint, model, tokenizer, max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature, seed=seed, chat=not args.no_chat,
-                progress=lambda _tok, bar=bar, task=task: bar.advance(task),
-            )
+            try:
+                result = generate_result(
+                    args.prompt, constraint, model, tokenizer, max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature, seed=seed, chat=not args.no_chat,
+                    progress=lambda _tok, bar=bar, task=task: bar.advance(task),
+                    sampler=args.sampler, particles=args.particles, top_k=args.top_k, top_p=args.top_p,
+                )
+            except (ValueError, RuntimeError) as e:
+                console.print(f"[red]error:[/red] {e}")
+                return 2
         if args.json:
             record = {"text": result.text, "tokens": len(result.token_ids), "eos": result.stopped_by_eos}
+            if result.log_ml is not None:
+                record["log_ml"] = result.log_ml
             print(json.dumps(record, ensure_ascii=False))
         else:
             print(result.text)

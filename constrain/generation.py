@@ -65,7 +65,11 @@ def compiler_for(tokenizer: Any, model: Any = None) -> Compiler:
 
 
 def as_constraint(constraint: Any, compiler: Compiler) -> CompiledConstraint:
-    """Accept a compiled constraint, a regex string, a JSON Schema dict, or a pydantic model class."""
+    """Accept a compiled constraint, a regex string, a JSON Schema dict, or a pydantic model class.
+
+    Also accepted (for the samplers): predicate and product constraints from ``constrain.samplers``,
+    and a plain callable ``prefix_ok(text) -> bool``, wrapped as a predicate constraint.
+    """
     from constrain.compiler import CompiledConstraint
 
     if isinstance(constraint, CompiledConstraint):
@@ -76,6 +80,14 @@ def as_constraint(constraint: Any, compiler: Compiler) -> CompiledConstraint:
         return compiler.regex(constraint)
     if isinstance(constraint, dict) or (isinstance(constraint, type) and hasattr(constraint, "model_json_schema")):
         return compiler.json_schema(constraint)  # type: ignore[attr-defined]
+    if hasattr(constraint, "matcher") and hasattr(constraint, "vocab"):  # predicate and product constraints
+        if constraint.vocab.token_bytes != compiler.vocab.token_bytes:
+            raise ValueError("the constraint was built for a different tokenizer than the model's")
+        return constraint  # type: ignore[no-any-return]
+    if callable(constraint):  # a predicate on the text so far: True while the prefix can still be completed
+        from constrain.samplers.predicate import PredicateConstraint
+
+        return PredicateConstraint(constraint, compiler.vocab)  # type: ignore[return-value]
     raise TypeError(f"cannot use {type(constraint).__name__} as a constraint")
 
 
@@ -111,7 +123,15 @@ class GenerationResult:
     stopped_by_eos: bool
     """False when ``max_new_tokens`` ran out first (the text may then be an incomplete prefix)."""
     log_z: list[float] = field(default_factory=list)
-    """Per step, log of the probability mass the mask kept (the LCD importance weight's factors)."""
+    """Per step, log of the probability mass the mask kept (the LCD importance weight's factors); for
+    AWRS the unbiased estimates Ẑ_t instead (log), for SMC those of the returned particle's lineage."""
+    sampler: str = "lcd"
+    log_ml: float | None = None
+    """SMC only: log of the unbiased estimate of P(valid), the model's probability of valid text."""
+    particles: list[Any] = field(default_factory=list)
+    """SMC only: the weighted particles (``constrain.samplers.Particle``) the text was resampled from."""
+    checks: int = 0
+    """Constraint checks made one token at a time (AWRS); masks are not counted."""
 
     @property
     def log_weight(self) -> float:
@@ -130,15 +150,29 @@ def generate(
     chat: bool | None = None,
     system: str | None = None,
     progress: Any = None,
+    sampler: str = "lcd",
+    particles: int | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    **smc_options: Any,
 ) -> str:
-    """Generate text from ``prompt`` that satisfies ``constraint`` (masking sampler); returns the text.
+    """Generate text from ``prompt`` that satisfies ``constraint``; returns the text.
 
-    ``constraint``: a compiled constraint, a regex string, a JSON Schema dict or a pydantic model class.
-    ``model``/``tokenizer`` default to the embedded SmolLM2-135M-Instruct. ``temperature=0`` is greedy.
+    ``constraint``: a compiled constraint, a regex string, a JSON Schema dict, a pydantic model class,
+    a predicate/product constraint from ``constrain.samplers``, or a callable ``prefix_ok(text)``.
+    ``model``/``tokenizer`` default to the embedded SmolLM2-135M-Instruct. ``temperature=0`` is greedy;
+    ``top_k``/``top_p`` truncate the model's distribution before the constraint is applied.
+
+    ``sampler``: ``"lcd"`` (token masking, the default), ``"awrs"`` (adaptive rejection: same
+    distribution as masking with a few checks per token; with ``particles > 1`` it runs AWRS-SMC) or
+    ``"smc"`` (sequential Monte Carlo with ``particles``, default 8: samples the model conditioned on
+    the constraint, correcting masking's bias). ``smc_options``: ``proposal``, ``ess_threshold``,
+    ``resampling``, ``awrs_variant`` (see :func:`constrain.samplers.sample`).
     """
     return generate_result(
         prompt, constraint, model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-        seed=seed, chat=chat, system=system, progress=progress,
+        seed=seed, chat=chat, system=system, progress=progress, sampler=sampler, particles=particles,
+        top_k=top_k, top_p=top_p, **smc_options,
     ).text
 
 
@@ -154,9 +188,16 @@ def generate_result(
     chat: bool | None = None,
     system: str | None = None,
     progress: Any = None,
+    sampler: str = "lcd",
+    particles: int | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    **smc_options: Any,
 ) -> GenerationResult:
-    """Like :func:`generate`, returning tokens, whether EOS ended the text, and per-step log Z."""
-    import torch
+    """Like :func:`generate`, returning tokens, whether EOS ended the text, per-step log Z and, for
+    SMC, the weighted particles and the estimate of log P(valid). ``progress`` is called once per step
+    with the sampled token (-1 for SMC steps)."""
+    from constrain.samplers import HFModel, Sampling, sample
 
     if model is None:
         model, tokenizer = default_model()
@@ -166,41 +207,29 @@ def generate_result(
     else:
         compiler = compiler_for(tokenizer, model)
     compiled = as_constraint(constraint, compiler)
-    matcher = compiled.matcher()
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
     ids = prompt_ids(tokenizer, prompt, chat, system)
-    device = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
 
-    from constrain.bitmask import allocate_bitmask
+    def on_step(tokens: list[int]) -> None:
+        if progress is not None:
+            progress(tokens[0] if len(tokens) == 1 else -1)
 
-    bitmask = allocate_bitmask(1, compiled.vocab_size)
-    out_ids: list[int] = []
-    log_z: list[float] = []
-    eos = False
-    with torch.inference_mode():
-        out = model(torch.tensor([ids], device=device), use_cache=True)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float()
-        for _ in range(max_new_tokens):
-            matcher.fill_bitmask(bitmask, 0)
-            token, lz = _sample_masked(logits, bitmask, temperature, generator, compiled.vocab_size)
-            log_z.append(lz)
-            if not matcher.advance(token):  # cannot happen for a sound mask; fail loudly if it does
-                raise RuntimeError(f"sampled token {token} was not accepted by the matcher")
-            if progress is not None:
-                progress(token)
-            if token in compiled.automaton.eos_set:
-                eos = True
-                break
-            out_ids.append(token)
-            if matcher.finished:  # complete and nothing may follow: EOS is the only choice left
-                eos = True
-                break
-            out = model(torch.tensor([[token]], device=device), past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-    text = compiled.vocab.decode(out_ids)
-    return GenerationResult(text=text, token_ids=out_ids, stopped_by_eos=eos, log_z=log_z)
+    run = sample(
+        HFModel(model), ids, compiled, sampler=sampler, particles=particles,
+        sampling=Sampling(temperature, top_k, top_p), max_new_tokens=max_new_tokens, seed=rng,
+        progress=on_step, **smc_options,
+    )
+    weighted = sampler == "smc" or (particles or 1) > 1
+    chosen = run.sample(rng) if weighted else run.particles[0]
+    if chosen.dead and not weighted:  # SMC instead returns a particle that ran out of budget
+        raise RuntimeError(
+            "no allowed token has positive probability" + (" within top_k/top_p" if top_k or top_p else "")
+        )
+    return GenerationResult(
+        text=chosen.text, token_ids=chosen.token_ids, stopped_by_eos=chosen.eos, log_z=chosen.log_z,
+        sampler=sampler, log_ml=run.log_ml if weighted else None, particles=run.particles if weighted else [],
+        checks=run.checks,
+    )
 
 
 def _sample_masked(

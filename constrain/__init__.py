@@ -26,6 +26,7 @@ _EXPORTS = {
     "ConstrainedLogitsProcessor": "constrain.generation",
     "load_default_model": "constrain.model",
     "load_default_tokenizer": "constrain.model",
+    "generate_object": "constrain.structured",
 }
 
 __all__ = [

@@ -114,3 +114,19 @@ class Compiler:
             return CompiledConstraint(DFAAutomaton(dfa, self.vocab, self.trie), "regex", pattern)
 
         return self._cached(("regex", pattern, flags), build)
+
+    def json_schema(self, schema: Any, **options: Any) -> CompiledConstraint:
+        """JSON text valid under ``schema`` (a dict, a JSON string, or a pydantic model class).
+
+        Options are documented in :func:`constrain.json_schema.schema_to_grammar`.
+        """
+        import json
+
+        from constrain.json_schema import schema_to_grammar
+
+        if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+            schema = schema.model_json_schema()
+        elif isinstance(schema, (str, bytes)):
+            schema = json.loads(schema)
+        key = ("json", json.dumps(schema, sort_keys=True), json.dumps(options, sort_keys=True, default=str))
+        return self._cached(key, lambda: self.grammar(schema_to_grammar(schema, **options), kind="json_schema"))

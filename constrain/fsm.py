@@ -159,6 +159,15 @@ class ByteDFA:
         trans[:, bad] = -1
         return trim_and_minimize(trans, self.accepting)
 
+    def intersect(self, other: ByteDFA) -> ByteDFA:
+        """The DFA of strings in both languages (product construction over reachable pairs)."""
+        if self.n_states == 0 or other.n_states == 0:
+            return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
+        trans, acc = _product(self.trans, self.accepting, other.trans, other.accepting, MAX_DFA_STATES)
+        if trans.shape[0] > MAX_DFA_STATES:
+            raise LimitError(f"intersection too large: more than {MAX_DFA_STATES} DFA states")
+        return trim_and_minimize(trans, acc)
+
     def to_dict(self) -> dict[str, object]:
         return {"trans": self.trans.tolist(), "accepting": self.accepting.tolist()}
 
@@ -171,6 +180,45 @@ def trim_and_minimize(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bo
         return ByteDFA(np.zeros((0, 256), np.int32), np.zeros(0, bool))
     out, out_acc = _trim_minimize(trans, accepting)
     return ByteDFA(out, out_acc)
+
+
+@numba.njit(cache=True, nogil=True)
+def _product(ta, aa, tb, ab, limit):  # type: ignore[no-untyped-def]
+    """Reachable pairs of the product automaton; stops (returning limit+1 rows) past ``limit`` states."""
+    nb = tb.shape[0]
+    ids = numba.typed.Dict.empty(numba.int64, numba.int64)
+    pa = [0]
+    pb = [0]
+    ids[0] = 0
+    rows = [np.full(256, -1, np.int32)]
+    i = 0
+    while i < len(pa):
+        if len(pa) > limit:
+            break
+        x = pa[i]
+        y = pb[i]
+        row = rows[i]
+        for c in range(256):
+            u = ta[x, c]
+            v = tb[y, c]
+            if u >= 0 and v >= 0:
+                key = u * nb + v
+                j = ids.get(key, -1)
+                if j < 0:
+                    j = len(pa)
+                    ids[key] = j
+                    pa.append(u)
+                    pb.append(v)
+                    rows.append(np.full(256, -1, np.int32))
+                row[c] = j
+        i += 1
+    n = len(pa)
+    out = np.empty((n, 256), np.int32)
+    acc = np.zeros(n, np.bool_)
+    for k in range(n):
+        out[k] = rows[k]
+        acc[k] = aa[pa[k]] and ab[pb[k]]
+    return out, acc
 
 
 @numba.njit(cache=True, nogil=True)

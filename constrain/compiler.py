@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from constrain.automaton import DFAAutomaton, TokenAutomaton
+from constrain.bitmask import bitmask_words
 from constrain.matcher import Matcher
 from constrain.trie import TokenTrie
 from constrain.vocab import Vocabulary
@@ -75,6 +76,7 @@ class Compiler:
             )
         self.trie = TokenTrie.build(vocab)
         self._cache: OrderedDict[Hashable, CompiledConstraint] = OrderedDict()
+        self._shared: Any = None
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -114,6 +116,35 @@ class Compiler:
             return CompiledConstraint(DFAAutomaton(dfa, self.vocab, self.trie), "regex", pattern)
 
         return self._cached(("regex", pattern, flags), build)
+
+    def grammar(self, grammar: Any, kind: str = "grammar") -> CompiledConstraint:
+        """Text in the language of a :class:`~constrain.grammar_ir.Grammar` (the IR every front end builds)."""
+        from constrain.grammar_automaton import GrammarAutomaton
+        from constrain.grammar_tables import build_tables
+
+        tables = build_tables(grammar, self.vocab.byte_alphabet)
+        return CompiledConstraint(GrammarAutomaton(tables, self.vocab, self.trie, self.shared_masks), kind, grammar)
+
+    @property
+    def shared_masks(self) -> Any:
+        """Token masks per terminal DFA state, shared by every grammar compiled here."""
+        if self._shared is None:
+            from constrain.grammar_automaton import SharedMasks
+
+            self._shared = SharedMasks(self.trie, bitmask_words(self.vocab.size))
+        return self._shared
+
+    def lark(self, text: str, start: str = "start") -> CompiledConstraint:
+        """Text in the language of a Lark grammar (read by lark's own loader; see ``constrain.lark_frontend``)."""
+        from constrain.lark_frontend import lark_to_grammar
+
+        return self._cached(("lark", text, start), lambda: self.grammar(lark_to_grammar(text, start), kind="lark"))
+
+    def gbnf(self, text: str) -> CompiledConstraint:
+        """Text in the language of a llama.cpp GBNF grammar (rule ``root``)."""
+        from constrain.gbnf import gbnf_to_grammar
+
+        return self._cached(("gbnf", text), lambda: self.grammar(gbnf_to_grammar(text), kind="gbnf"))
 
     def json_schema(self, schema: Any, **options: Any) -> CompiledConstraint:
         """JSON text valid under ``schema`` (a dict, a JSON string, or a pydantic model class).

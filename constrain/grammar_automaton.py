@@ -1,0 +1,338 @@
+"""Context-free constraints as lazily built token automata.
+
+A state is an interned set of lexer threads (parser column, lexer state); see :mod:`grammar_walk`.
+The allowed tokens of a state are the union, over its threads, of
+
+* ``inside[g]``: tokens that stay inside the current lexeme (they depend on the lexer state only, are
+  computed once per terminal DFA state and shared by every grammar compiled for the vocabulary:
+  JSON strings, numbers and whitespace are computed once for all schemas);
+* ``cross[g, E]``: tokens that end the lexeme inside them and go on inside one next lexeme, where
+  ``E`` is the set of terminals the parser expects after it (cached per pair);
+* the rare tokens that cross two or more lexeme boundaries, walked through the trie with the parser.
+
+Masks are cached per state, so repeated structure (the tenth element of a list) costs a lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from constrain.automaton import TokenAutomaton
+from constrain.earley import EarleyParser
+from constrain.errors import LimitError
+from constrain.grammar_tables import GrammarTables
+from constrain.grammar_walk import (
+    EMPTY_KEY,
+    cross_walk,
+    table_put,
+    table_rehash,
+    walk_boundaries,
+    walk_bytes,
+    walk_subtree,
+)
+from constrain.token_walk import state_masks
+from constrain.trie import TokenTrie
+from constrain.vocab import Vocabulary
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+MAX_THREADS = 4096
+"""Lexer threads one state may hold (ambiguous grammars); walks start with room for ``_CAP0`` per byte."""
+_CAP0 = 32
+MASK_CACHE_BYTES = 256 << 20
+
+
+class SharedMasks:
+    """Per-vocabulary cache of ``inside`` masks, keyed by (terminal DFA content hash, DFA state)."""
+
+    def __init__(self, trie: TokenTrie, words: int, max_bytes: int = 512 << 20) -> None:
+        self.trie = trie
+        self.words = words
+        self._masks: dict[tuple[str, int], U32] = {}
+        self._max = max(1, max_bytes // (4 * words))
+        self._lock = threading.Lock()
+
+    def inside(self, dfa_key: str, local_state: int, trans: npt.NDArray[np.int32], global_state: int) -> U32:
+        key = (dfa_key, local_state)
+        m = self._masks.get(key)
+        if m is None:
+            m = _trie_mask(trans, global_state, self.trie, self.words)
+            with self._lock:
+                if len(self._masks) >= self._max:
+                    self._masks.pop(next(iter(self._masks)))
+                self._masks[key] = m
+        return m
+
+
+def _trie_mask(trans: npt.NDArray[np.int32], state: int, trie: TokenTrie, words: int) -> U32:
+    from constrain.fsm import ByteDFA
+
+    dfa = ByteDFA(trans, np.ones(trans.shape[0], bool))
+    m = state_masks(dfa, trie, np.array([state], np.int32), words)[0]
+    m.setflags(write=False)
+    return m
+
+
+class GrammarAutomaton(TokenAutomaton):
+    """Token-level automaton of a grammar (see the module docstring)."""
+
+    def __init__(self, tables: GrammarTables, vocab: Vocabulary, trie: TokenTrie, shared: SharedMasks) -> None:
+        super().__init__(vocab, trie)
+        self.tables = tables
+        self.parser = EarleyParser(tables)
+        self.shared = shared
+        self._gtrans = tables.global_trans
+        self._gacc = tables.global_accept
+        self._gterm = tables.global_term.astype(np.int64)
+        self._tignore = tables.term_ignore
+        self._n_terms1 = tables.n_terms + 1
+        # local identity of each global lexer state, for the shared cache
+        self._dfa_key: list[str] = []
+        self._local: list[int] = []
+        for t, dfa in enumerate(tables.term_dfas):
+            for s in range(dfa.n_states):
+                self._dfa_key.append(dfa.key)
+                self._local.append(s)
+            assert len(self._local) == int(tables.term_offset[t + 1])
+        self._dfa_key.append("eps")
+        self._local.append(0)
+        self._term_start = tables.term_offset[:-1].astype(np.int64)
+        self._ignore_starts = [int(self._term_start[t]) for t in range(tables.n_terms) if tables.term_ignore[t]]
+        # parser tables mirrored for numba (grown from Python)
+        self._pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
+        self._pvals = np.full(1 << 12, -1, np.int64)
+        self._p_count = 0
+        self._col_eid = np.zeros(1 << 10, np.int64)
+        self._col_done = 0
+        self._eid_of: dict[tuple[int, ...], int] = {}
+        self._eid_sets: list[npt.NDArray[np.int64]] = []
+        self._eid_start = np.zeros(1, np.int64)
+        self._eid_gs = np.zeros(0, np.int64)
+        self._write = threading.RLock()
+        # states
+        self._states: list[tuple[I64, I64]] = []
+        self._state_ids: dict[bytes, int] = {}
+        self._accepting: list[bool] = []
+        self._masks: OrderedDict[int, U32] = OrderedDict()
+        self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
+        self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
+        self._steps: dict[tuple[int, int], int] = {}
+        self._sync_columns()
+        init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
+        self.initial_state = init
+
+    # ------------------------------------------------------------------ parser mirror
+    def _sync_columns(self) -> None:
+        """Give every parser column its expected-terminal set id (what a lexeme boundary spawns)."""
+        with self._write:
+            cols = self.parser.columns
+            n = len(cols)
+            if n > self._col_eid.shape[0]:
+                grown = np.zeros(max(n, 2 * self._col_eid.shape[0]), np.int64)
+                grown[: self._col_done] = self._col_eid[: self._col_done]
+                self._col_eid = grown
+            for c in range(self._col_done, n):
+                self._col_eid[c] = self._eid(cols[c].expected)
+            self._col_done = n
+
+    def _eid(self, expected: tuple[int, ...]) -> int:
+        e = self._eid_of.get(expected)
+        if e is None:
+            starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
+            arr = np.array(sorted(set(starts)), np.int64)
+            e = len(self._eid_sets)
+            self._eid_sets.append(arr)
+            self._eid_of[expected] = e
+            self._eid_start = np.append(self._eid_start, self._eid_start[-1] + len(arr))
+            self._eid_gs = np.concatenate([self._eid_gs, arr])
+        return e
+
+    def _advance(self, column: int, term: int) -> int:
+        """Parser column after ``term`` completes at ``column``; mirrored into the numba table."""
+        if self._tignore[term]:
+            return column
+        c2 = self.parser.advance(column, term)
+        with self._write:
+            if self._p_count * 2 >= self._pkeys.shape[0]:
+                keys = np.full(self._pkeys.shape[0] * 2, EMPTY_KEY, np.int64)
+                vals = np.full(self._pkeys.shape[0] * 2, -1, np.int64)
+                table_rehash(self._pkeys, self._pvals, keys, vals)
+                self._pkeys, self._pvals = keys, vals
+            table_put(self._pkeys, self._pvals, column * self._n_terms1 + term, c2)
+            self._p_count += 1
+        if self.parser.n_columns > self._col_done:
+            self._sync_columns()
+        return c2
+
+    # ------------------------------------------------------------------ states
+    def _intern(self, cols: I64, gs: I64) -> int:
+        order = np.lexsort((gs, cols))
+        cols, gs = cols[order], gs[order]
+        key = cols.tobytes() + b"|" + gs.tobytes()
+        sid = self._state_ids.get(key)
+        if sid is not None:
+            return sid
+        if len(cols) > MAX_THREADS:
+            raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads in one state")
+        with self._write:
+            sid = self._state_ids.get(key)
+            if sid is not None:
+                return sid
+            accepting = False
+            for c, g in zip(cols.tolist(), gs.tolist()):
+                if self._gacc[g]:
+                    c2 = self._advance(c, int(self._gterm[g]))
+                    if c2 >= 0 and self.parser.accepting(c2):
+                        accepting = True
+                        break
+            sid = len(self._states)
+            self._states.append((cols, gs))
+            self._accepting.append(accepting)
+            self._state_ids[key] = sid
+        return sid
+
+    def is_accepting(self, state: int) -> bool:
+        return self._accepting[state]
+
+    def threads(self, state: int) -> list[tuple[int, int]]:
+        cols, gs = self._states[state]
+        return list(zip(cols.tolist(), gs.tolist()))
+
+    def _walk_args(self) -> tuple[Any, ...]:
+        return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, self._pkeys, self._pvals,
+                self._col_eid, self._eid_start, self._eid_gs)
+
+    def _fill_miss(self, mc: int, mt: int, cap: int) -> int:
+        """Handle a walk that stopped: compute the missing parser step, or grow the thread room."""
+        if mc == -3:
+            if cap >= MAX_THREADS:
+                raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
+            return cap * 4
+        self._advance(mc, mt)
+        return cap
+
+    def step(self, state: int, token: int) -> int:
+        key = (state, token)
+        hit = self._steps.get(key)
+        if hit is not None:
+            return hit
+        if not 0 <= token < len(self.vocab.token_bytes) or not self.vocab.token_bytes[token]:
+            return -1
+        nxt = self.step_bytes(state, self.vocab.token_bytes[token])
+        if len(self._steps) < 2_000_000:
+            self._steps[key] = nxt
+        return nxt
+
+    def step_bytes(self, state: int, data: bytes) -> int:
+        cols, gs = self._states[state]
+        arr = np.frombuffer(data, dtype=np.uint8)
+        cap = max(_CAP0, 2 * len(cols))
+        while True:
+            out_c, out_g, mc, mt = walk_bytes(cols, gs, arr, *self._walk_args(), cap)
+            if mc == -1:
+                break
+            cap = self._fill_miss(mc, mt, cap)
+        if out_c.shape[0] == 0:
+            return -1
+        return self._intern(out_c, out_g)
+
+    # ------------------------------------------------------------------ masks
+    def mask(self, state: int) -> U32:
+        m = self._masks.get(state)
+        if m is not None:
+            return m
+        m = self._compute_mask(state)
+        if self._accepting[state]:
+            m |= self.eos_row
+        m.setflags(write=False)
+        with self._write:
+            self._masks[state] = m
+            if len(self._masks) > self._mask_cap:
+                self._masks.popitem(last=False)
+        return m
+
+    def _compute_mask(self, state: int) -> U32:
+        cols, gs = self._states[state]
+        # eager lexeme boundary at the start of the token: add the threads the parser spawns there
+        threads: dict[tuple[int, int], None] = {}
+        for c, g in zip(cols.tolist(), gs.tolist()):
+            threads[(c, g)] = None
+            if self._gacc[g]:
+                c2 = self._advance(c, int(self._gterm[g]))
+                if c2 >= 0:
+                    e = int(self._col_eid[c2])
+                    for s in self._eid_sets[e].tolist():
+                        threads[(c2, s)] = None
+        words = np.zeros(self.words, np.uint32)
+        for c, g in threads:
+            if g == self.tables.eps_state:
+                continue
+            words |= self.shared.inside(self._dfa_key[g], self._local[g], self._gtrans, g)
+            c2 = self._advance(c, int(self._gterm[g]))
+            if c2 < 0:
+                continue
+            e = int(self._col_eid[c2])
+            cross, nodes, states = self._cross_mask(g, e)
+            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly
+                self._walk(np.array([c], np.int64), np.array([g], np.int64), 0, words)
+                continue
+            words |= cross
+            if len(nodes):
+                # second boundaries: the parser column after each next-lexeme terminal, then one batched walk
+                cols3 = np.array([self._advance(c2, t) for t in self._gterm[states].tolist()], np.int64)
+                keep = cols3 >= 0
+                self._walk_boundaries(nodes[keep], cols3[keep], words)
+        return words
+
+    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
+        trie = self.trie
+        done = 0
+        cap = _CAP0
+        while done < len(nodes):
+            k, mc, mt = walk_boundaries(nodes[done:], cols[done:], self.tables.eps_state, trie.node_byte,
+                                        trie.node_depth, trie.subtree_end, trie.token_start, trie.node_tokens,
+                                        *self._walk_args(), words, cap, trie.max_depth)
+            done += k
+            if mc == -1:
+                return
+            cap = self._fill_miss(mc, mt, cap)
+
+    def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
+        """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
+        trie = self.trie
+        cap = max(_CAP0, 2 * len(cols))
+        while True:
+            mc, mt = walk_subtree(cols, gs, node, trie.node_byte, trie.node_depth, trie.subtree_end,
+                                  trie.token_start, trie.node_tokens, *self._walk_args(), words, cap,
+                                  trie.max_depth)
+            if mc == -1:
+                return
+            cap = self._fill_miss(mc, mt, cap)
+
+    def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
+        key = (g, e)
+        hit = self._cross.get(key)
+        if hit is not None:
+            return hit
+        trie = self.trie
+        out = np.zeros(self.words, np.uint32)
+        nodes = np.empty(4096, np.int64)
+        states = np.empty(4096, np.int64)
+        n = cross_walk(g, self._eid_sets[e], trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+                       trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore, trie.max_depth, out,
+                       nodes, states)
+        result: tuple[U32 | None, I64, I64]
+        if n < 0:
+            result = (None, nodes[:0], states[:0])
+        else:
+            out.setflags(write=False)
+            result = (out, nodes[:n].copy(), states[:n].copy())
+        with self._write:
+            self._cross[key] = result
+        return result

@@ -1,0 +1,221 @@
+"""A grammar IR prepared for the engine: terminal DFAs in one global table, rules as integer arrays.
+
+Steps (each keeps the language unchanged, except where the vocabulary cannot spell a byte):
+
+1. terminals compile to byte DFAs, restricted to the bytes the vocabulary can produce;
+2. terminals matching the empty string are split into "non-empty part | nothing", so every lexeme
+   consumes at least one byte (the engine's lazy lexeme boundaries rely on that);
+3. terminals with the same language are merged;
+4. unproductive and unreachable rules are removed; an empty language is an error.
+
+All terminal DFAs are stacked into one ``global_trans`` table (``int32[G, 256]``): a *global lexer
+state* ``g`` names a terminal and a state of its DFA. One extra row, ``eps_state``, is an accepting
+state with no transitions belonging to the pseudo-terminal ``eps_term``: the thread that stands for
+"a lexeme boundary just happened here".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from constrain.errors import GrammarError
+from constrain.fsm import ByteDFA, compile_node
+from constrain.grammar_ir import Grammar, N, Rule, T
+from constrain.regex import Node
+
+I32 = npt.NDArray[np.int32]
+
+
+@lru_cache(maxsize=4096)
+def _compile_terminal(node: Node) -> ByteDFA:
+    return compile_node(node)
+
+
+def terminal_dfa(defn: Node | ByteDFA) -> ByteDFA:
+    return defn if isinstance(defn, ByteDFA) else _compile_terminal(defn)
+
+
+@dataclass
+class GrammarTables:
+    """Integer tables for the Earley parser and the lexer threads."""
+
+    # terminals
+    term_names: list[str]
+    term_dfas: list[ByteDFA]
+    term_ignore: npt.NDArray[np.bool_]
+    """``term_ignore[t]``: completing ``t`` does not advance the parser (``%ignore`` and ``eps_term``)."""
+    term_offset: I32
+    global_trans: I32
+    global_accept: npt.NDArray[np.bool_]
+    global_term: I32
+    eps_term: int
+    eps_state: int
+    # rules: symbols 0..n_terms-1 are terminals, n_terms.. are nonterminals
+    n_terms: int
+    nonterm_names: list[str]
+    rule_lhs: I32
+    rule_start: I32
+    """Dotted rule ``d`` of rule ``r`` at dot ``k`` is ``rule_start[r] + k``; rule ``r`` has
+    ``rule_start[r+1] - rule_start[r] - 1`` symbols."""
+    dotted_next: I32
+    """Symbol after the dot (-1 when the dotted rule is complete)."""
+    dotted_lhs: I32
+    nullable: npt.NDArray[np.bool_]
+    """Per nonterminal (index ``symbol - n_terms``)."""
+    rules_of: list[list[int]]
+    start_symbol: int
+    """The augmented start nonterminal; rule 0 is ``start' -> start``."""
+
+    @property
+    def n_global_states(self) -> int:
+        return int(self.global_trans.shape[0])
+
+    def term_of_global(self, g: int) -> int:
+        return int(self.global_term[g])
+
+
+def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None = None) -> GrammarTables:
+    """Normalise ``grammar`` and lay it out as integer tables (see the module docstring)."""
+    grammar.check()
+    rules = list(grammar.rules)
+    dfas: dict[str, ByteDFA] = {}
+    for name, defn in grammar.terminals.items():
+        try:
+            dfa = terminal_dfa(defn)
+        except Exception as e:  # a terminal that does not compile names itself
+            raise GrammarError(f"terminal {name!r}: {e}") from e
+        if byte_alphabet is not None:
+            dfa = dfa.restricted(byte_alphabet)
+        dfas[name] = dfa
+
+    # 2. empty-string terminals: T -> (T without "") | ""
+    empty_ok: set[str] = {n for n, d in dfas.items() if d.matches_empty}
+    for name in empty_ok:
+        dfas[name] = dfas[name].without_empty()
+    if empty_ok:
+        new_rules = []
+        for r in rules:
+            if any(isinstance(s, T) and s.name in empty_ok for s in r.rhs):
+                rhs = tuple(N(f"{s.name}?eps") if isinstance(s, T) and s.name in empty_ok else s for s in r.rhs)
+                new_rules.append(Rule(r.lhs, rhs))
+            else:
+                new_rules.append(r)
+        for name in empty_ok:
+            new_rules.append(Rule(f"{name}?eps", ()))
+            new_rules.append(Rule(f"{name}?eps", (T(name),)))
+        rules = new_rules
+    # ignored terminals get their own ids (a name may also be used in rules, where it does advance the parser)
+    ignore = []
+    for n in grammar.ignore:
+        if not dfas[n].is_empty:
+            dfas[f"{n}%ignore"] = dfas[n]
+            ignore.append(f"{n}%ignore")
+
+    # 3. merge terminals with equal languages (only those used in rules; ignored ones stay apart)
+    canonical: dict[str, str] = {}
+    by_key: dict[str, str] = {}
+    for name, dfa in dfas.items():
+        if dfa.is_empty or name in ignore:
+            continue
+        canonical[name] = by_key.setdefault(dfa.key, name)
+    rules = [Rule(r.lhs, tuple(T(canonical.get(s.name, s.name)) if isinstance(s, T) else s for s in r.rhs))
+             for r in rules]
+
+    # 4. productive, then reachable
+    productive: set[str] = set()
+    usable_t = {n for n, d in dfas.items() if not d.is_empty}
+    changed = True
+    while changed:
+        changed = False
+        for r in rules:
+            if r.lhs not in productive and all(
+                (s.name in usable_t) if isinstance(s, T) else (s.name in productive) for s in r.rhs
+            ):
+                productive.add(r.lhs)
+                changed = True
+    if grammar.start not in productive:
+        raise GrammarError(f"the grammar's language is empty: start rule {grammar.start!r} derives no string"
+                           + (" this tokenizer can spell" if byte_alphabet is not None else ""))
+    rules = [r for r in rules if r.lhs in productive and all(
+        (s.name in usable_t) if isinstance(s, T) else (s.name in productive) for s in r.rhs)]
+    by_lhs: dict[str, list[Rule]] = {}
+    for r in rules:
+        by_lhs.setdefault(r.lhs, []).append(r)
+    reach = {grammar.start}
+    stack = [grammar.start]
+    used_terms: list[str] = []
+    while stack:
+        nt = stack.pop()
+        for r in by_lhs.get(nt, []):
+            for s in r.rhs:
+                if isinstance(s, N) and s.name not in reach:
+                    reach.add(s.name)
+                    stack.append(s.name)
+                elif isinstance(s, T) and s.name not in used_terms:
+                    used_terms.append(s.name)
+    rules = [r for r in rules if r.lhs in reach]
+
+    # terminal numbering: used terminals, then ignored ones, then eps
+    term_names = list(dict.fromkeys(used_terms + ignore))
+    term_id = {n: i for i, n in enumerate(term_names)}
+    term_dfas = [dfas[n] for n in term_names]
+    n_terms = len(term_names)
+    eps_term = n_terms
+    offsets = np.zeros(n_terms + 2, dtype=np.int32)
+    for i, d in enumerate(term_dfas):
+        offsets[i + 1] = offsets[i] + d.n_states
+    offsets[n_terms + 1] = offsets[n_terms] + 1
+    total = int(offsets[-1])
+    gtrans = np.full((total, 256), -1, dtype=np.int32)
+    gacc = np.zeros(total, dtype=bool)
+    gterm = np.zeros(total, dtype=np.int32)
+    for i, d in enumerate(term_dfas):
+        lo = int(offsets[i])
+        block = d.trans.astype(np.int32)
+        gtrans[lo : lo + d.n_states] = np.where(block >= 0, block + lo, -1)
+        gacc[lo : lo + d.n_states] = d.accepting
+        gterm[lo : lo + d.n_states] = i
+    eps_state = total - 1
+    gacc[eps_state] = True
+    gterm[eps_state] = eps_term
+    term_ignore = np.zeros(n_terms + 1, dtype=bool)
+    for n in ignore:
+        term_ignore[term_id[n]] = True
+    term_ignore[eps_term] = True
+
+    # rules as integers, with the augmented start rule first
+    nonterms = [f"{grammar.start}'", *dict.fromkeys(r.lhs for r in rules)]
+    nt_id = {n: n_terms + i for i, n in enumerate(nonterms)}
+    int_rules: list[tuple[int, tuple[int, ...]]] = [(nt_id[nonterms[0]], (nt_id[grammar.start],))]
+    for r in rules:
+        int_rules.append((nt_id[r.lhs], tuple(term_id[s.name] if isinstance(s, T) else nt_id[s.name] for s in r.rhs)))
+    rule_start = np.zeros(len(int_rules) + 1, dtype=np.int32)
+    for i, (_, rhs) in enumerate(int_rules):
+        rule_start[i + 1] = rule_start[i] + len(rhs) + 1
+    dotted_next = np.full(int(rule_start[-1]), -1, dtype=np.int32)
+    dotted_lhs = np.zeros(int(rule_start[-1]), dtype=np.int32)
+    rules_of: list[list[int]] = [[] for _ in nonterms]
+    for i, (lhs, rhs) in enumerate(int_rules):
+        base = int(rule_start[i])
+        dotted_next[base : base + len(rhs)] = rhs
+        dotted_lhs[base : base + len(rhs) + 1] = lhs
+        rules_of[lhs - n_terms].append(i)
+    nullable = np.zeros(len(nonterms), dtype=bool)
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in int_rules:
+            if not nullable[lhs - n_terms] and all(s >= n_terms and nullable[s - n_terms] for s in rhs):
+                nullable[lhs - n_terms] = True
+                changed = True
+    return GrammarTables(
+        term_names=term_names, term_dfas=term_dfas, term_ignore=term_ignore, term_offset=offsets,
+        global_trans=gtrans, global_accept=gacc, global_term=gterm, eps_term=eps_term, eps_state=eps_state,
+        n_terms=n_terms, nonterm_names=nonterms, rule_lhs=np.array([lhs for lhs, _ in int_rules], dtype=np.int32),
+        rule_start=rule_start, dotted_next=dotted_next, dotted_lhs=dotted_lhs, nullable=nullable,
+        rules_of=rules_of, start_symbol=n_terms,
+    )

@@ -53,7 +53,8 @@ class EarleyParser:
         self._nullable = tables.nullable.tolist()
         self._closure, self._closure_expected = self._prediction_closures()
         self._final_item = int(tables.rule_start[0]) + 1  # start' -> start .
-        self.initial = self._intern(((int(tables.rule_start[0]), 0),), first=True)
+        # the first column has id 0, so items predicted there have origin 0
+        self.initial = self._intern(self._close([(int(tables.rule_start[0]), 0)]))
 
     # ------------------------------------------------------------------ precomputation
     def _prediction_closures(self) -> tuple[list[frozenset[int]], list[frozenset[int]]]:
@@ -93,7 +94,7 @@ class EarleyParser:
         return frozen, expected
 
     # ------------------------------------------------------------------ columns
-    def _intern(self, kernel: tuple[tuple[int, int], ...], first: bool = False) -> int:
+    def _intern(self, kernel: tuple[tuple[int, int], ...]) -> int:
         hit = self._by_kernel.get(kernel)
         if hit is not None:
             return hit
@@ -150,7 +151,6 @@ class EarleyParser:
 
     def _compute_advance(self, column: int, terminal: int) -> int:
         col = self.columns[column]
-        nt = self.n_terms
         dnext = self._dotted_next
         agenda: list[tuple[int, int]] = []
         for d, o in col.kernel:
@@ -161,6 +161,12 @@ class EarleyParser:
                 agenda.append((d + 1, column))
         if not agenda:
             return -1
+        return self._intern(self._close(agenda))
+
+    def _close(self, agenda: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        """The kernel reached from ``agenda``: completions into origin columns and nullable skips."""
+        nt = self.n_terms
+        dnext = self._dotted_next
         kernel: set[tuple[int, int]] = set()
         while agenda:
             item = agenda.pop()
@@ -170,11 +176,26 @@ class EarleyParser:
             d, o = item
             sym = dnext[d]
             if sym < 0:  # complete: advance the items of the origin column that wait for this nonterminal
+                if self._dotted_lhs[d] == self.t.start_symbol:
+                    continue  # nothing waits for the augmented start symbol
                 for d2, o2 in self._waiting(self.columns[o]).get(self._dotted_lhs[d], ()):
                     agenda.append((d2 + 1, o2))
             elif sym >= nt and self._nullable[sym - nt]:
                 agenda.append((d + 1, o))
-        return self._intern(tuple(sorted(kernel)))
+        return tuple(sorted(kernel))
+
+    def union(self, a: int, b: int) -> int:
+        """The column holding the items of both ``a`` and ``b`` (two parses that reached the same text
+        position, as one Earley column). Memoised."""
+        key = (-1 - min(a, b), max(a, b))
+        hit = self._advance.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            merged = tuple(sorted(set(self.columns[a].kernel) | set(self.columns[b].kernel)))
+            result = self._intern(merged)
+            self._advance[key] = result
+            return result
 
     def accepting(self, column: int) -> bool:
         return self.columns[column].accepting

@@ -28,9 +28,12 @@ from constrain.errors import LimitError
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     EMPTY_KEY,
+    OVERFLOW,
+    UNION_MISS,
     cross_walk,
     table_put,
     table_rehash,
+    union_key,
     walk_boundaries,
     walk_bytes,
     walk_subtree,
@@ -158,16 +161,7 @@ class GrammarAutomaton(TokenAutomaton):
         if self._tignore[term]:
             return column
         c2 = self.parser.advance(column, term)
-        with self._write:
-            if self._p_count * 2 >= self._pkeys.shape[0]:
-                keys = np.full(self._pkeys.shape[0] * 2, EMPTY_KEY, np.int64)
-                vals = np.full(self._pkeys.shape[0] * 2, -1, np.int64)
-                table_rehash(self._pkeys, self._pvals, keys, vals)
-                self._pkeys, self._pvals = keys, vals
-            table_put(self._pkeys, self._pvals, column * self._n_terms1 + term, c2)
-            self._p_count += 1
-        if self.parser.n_columns > self._col_done:
-            self._sync_columns()
+        self._put(column * self._n_terms1 + term, c2)
         return c2
 
     # ------------------------------------------------------------------ states
@@ -210,12 +204,32 @@ class GrammarAutomaton(TokenAutomaton):
 
     def _fill_miss(self, mc: int, mt: int, cap: int) -> int:
         """Handle a walk that stopped: compute the missing parser step, or grow the thread room."""
-        if mc == -3:
+        if mc == OVERFLOW:
             if cap >= MAX_THREADS:
                 raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
             return cap * 4
-        self._advance(mc, mt)
+        if mt <= UNION_MISS:
+            self._union(mc, UNION_MISS - mt)
+        else:
+            self._advance(mc, mt)
         return cap
+
+    def _union(self, a: int, b: int) -> int:
+        u = self.parser.union(a, b)
+        self._put(int(union_key(a, b)), u)
+        return u
+
+    def _put(self, key: int, value: int) -> None:
+        with self._write:
+            if self._p_count * 2 >= self._pkeys.shape[0]:
+                keys = np.full(self._pkeys.shape[0] * 2, EMPTY_KEY, np.int64)
+                vals = np.full(self._pkeys.shape[0] * 2, -1, np.int64)
+                table_rehash(self._pkeys, self._pvals, keys, vals)
+                self._pkeys, self._pvals = keys, vals
+            table_put(self._pkeys, self._pvals, key, value)
+            self._p_count += 1
+        if self.parser.n_columns > self._col_done:
+            self._sync_columns()
 
     def step(self, state: int, token: int) -> int:
         key = (state, token)

@@ -8,9 +8,14 @@ A *thread* is a pair (parser column ``c``, global lexer state ``g``): a lexeme o
   (``c`` itself for ignored terminals) and ``b`` starts a new lexeme of every terminal ``c2`` expects:
   ``(c2, trans[start, b])`` for each ``start`` in ``spawn(c2)``.
 
-Parser advances are memoised in an open-addressing hash table filled from Python; a walk that needs an
-entry not yet computed stops and reports it (``miss``), Python computes it, and the walk runs again.
-All functions release the GIL, so many matchers can fill masks from threads.
+When several lexemes end before the same byte, their parser columns are at the same text position, so
+(as in an Earley chart, one column per position) they are merged into one column, their union; this
+keeps the number of threads bounded for grammars with ambiguous lexing.
+
+Parser advances and unions are memoised in one open-addressing hash table filled from Python; a walk
+that needs an entry not yet computed stops and reports it (a *miss*: ``(c, t)`` with ``t >= 0`` for an
+advance, ``(a, UNION_MISS - b)`` for a union), Python computes it, and the walk runs again. All functions
+release the GIL, so many matchers can fill masks from threads.
 """
 
 from __future__ import annotations
@@ -20,6 +25,16 @@ import numpy as np
 
 EMPTY_KEY = -1
 UNKNOWN = -2
+UNION_MISS = -4
+"""A union miss of columns ``a`` < ``b`` is reported as ``(a, UNION_MISS - b)``."""
+OVERFLOW = -3
+_UNION_FLAG = np.int64(1) << np.int64(62)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def union_key(a, b):  # type: ignore[no-untyped-def]
+    """Table key of the union of columns ``a`` < ``b`` (disjoint from advance keys ``c * (n_terms+1) + t``)."""
+    return _UNION_FLAG | (np.int64(a) << np.int64(31)) | np.int64(b)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -79,13 +94,14 @@ def _step(buf_c, buf_g, lo, hi, b, gtrans, gacc, gterm, tignore, n_terms1, pkeys
           col_eid, eid_start, eid_gs, cap):  # type: ignore[no-untyped-def]
     """Threads buf[lo:hi] consume byte ``b``; results go to buf[hi:w]. Returns (w, miss_c, miss_t)."""
     w = hi
+    u = -1  # the merged column of every lexeme that ends before b
     for k in range(lo, hi):
         c = buf_c[k]
         g = buf_g[k]
         g2 = gtrans[g, b]
         if g2 >= 0:
             if w >= cap:
-                return -1, -1, -1
+                return OVERFLOW, OVERFLOW, OVERFLOW
             w = _push(buf_c, buf_g, hi, w, c, g2)
         if gacc[g]:
             t = gterm[g]
@@ -97,13 +113,23 @@ def _step(buf_c, buf_g, lo, hi, b, gtrans, gacc, gterm, tignore, n_terms1, pkeys
                     return w, c, t
                 if c2 < 0:
                     continue
-            e = col_eid[c2]
-            for j in range(eid_start[e], eid_start[e + 1]):
-                g3 = gtrans[eid_gs[j], b]
-                if g3 >= 0:
-                    if w >= cap:
-                        return -1, -1, -1
-                    w = _push(buf_c, buf_g, hi, w, c2, g3)
+            if u < 0 or u == c2:
+                u = c2
+            else:
+                lo_c = min(u, c2)
+                hi_c = max(u, c2)
+                m = table_get(pkeys, pvals, union_key(lo_c, hi_c))
+                if m == UNKNOWN:
+                    return w, lo_c, UNION_MISS - hi_c
+                u = m
+    if u >= 0:
+        e = col_eid[u]
+        for j in range(eid_start[e], eid_start[e + 1]):
+            g3 = gtrans[eid_gs[j], b]
+            if g3 >= 0:
+                if w >= cap:
+                    return OVERFLOW, OVERFLOW, OVERFLOW
+                w = _push(buf_c, buf_g, hi, w, u, g3)
     return w, -1, -1
 
 
@@ -124,7 +150,7 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
         w, mc, mt = _step(buf_c, buf_g, lo, hi, b, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
                           col_eid, eid_start, eid_gs, 2 * cap)
         if w < 0:
-            return buf_c[:0], buf_g[:0], -3, -3
+            return buf_c[:0], buf_g[:0], OVERFLOW, OVERFLOW
         if mc >= 0:
             return buf_c[:0], buf_g[:0], mc, mt
         m = w - hi
@@ -145,7 +171,8 @@ def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, toke
     """Set in ``out`` the bit of every token below trie node ``start`` that some path of threads accepts.
 
     ``init_*`` are the threads after the bytes of ``start``; ``cap`` bounds the threads per byte. Returns
-    (miss_c, miss_t); (-3, -3) if the thread buffer overflowed (call again with a larger ``cap``)."""
+    (-1, -1), a miss, or (OVERFLOW, OVERFLOW) if the thread buffer overflowed (call again with a larger
+    ``cap``)."""
     levels = max_depth - node_depth[start] + 2
     buf_c = np.empty(cap * levels + init_c.shape[0], np.int64)
     buf_g = np.empty(cap * levels + init_g.shape[0], np.int64)
@@ -174,7 +201,7 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
         w, mc, mt = _step(buf_c, buf_g, lo, hi, node_byte[i], gtrans, gacc, gterm, tignore, n_terms1,
                           pkeys, pvals, col_eid, eid_start, eid_gs, hi + cap)
         if w < 0:
-            return -3, -3
+            return OVERFLOW, OVERFLOW
         if mc >= 0:
             return mc, mt
         if w == hi:

@@ -40,6 +40,8 @@ class ExactDistribution:
     texts: dict[Key, str] = field(default_factory=dict)
     pruned_mass: float = 0.0
     """Upper bound on the model mass of sequences dropped by ``min_log_prob`` (0: nothing dropped)."""
+    pruned_lcd_mass: float = 0.0
+    """Upper bound on LCD's probability of the dropped sequences."""
 
     @property
     def log_mass(self) -> float:
@@ -70,8 +72,9 @@ def enumerate_exact(
     """Walk the tree of allowed token sequences breadth first, one batched forward pass per depth.
 
     The budget matches :func:`~constrain.samplers.smc.smc` with ``truncation="force_eos"``: at most
-    ``max_new_tokens`` tokens, EOS included. Prefixes with log p below ``min_log_prob`` are dropped
-    (their mass is added to ``pruned_mass``); ``max_rows`` bounds the frontier.
+    ``max_new_tokens`` tokens, EOS included. Prefixes whose log p *and* LCD log-probability are both below
+    ``min_log_prob`` are dropped (LCD can put large mass on prefixes the model finds unlikely, so both
+    matter); ``pruned_mass`` and ``pruned_lcd_mass`` bound what was lost. ``max_rows`` bounds the frontier.
     """
     sampling = sampling or Sampling()
     vocab_size = int(constraint.vocab_size)
@@ -81,7 +84,7 @@ def enumerate_exact(
     frontier: list[tuple[Key, float, float, Any]] = [((), 0.0, 0.0, constraint.matcher())]
     log_p: dict[Key, float] = {}
     log_q: dict[Key, float] = {}
-    pruned = 0.0
+    pruned = pruned_q = 0.0
     for depth in range(max_new_tokens):
         if not frontier:
             break
@@ -101,8 +104,9 @@ def enumerate_exact(
                 if t in eos_set:
                     log_p[key] = float(np.logaddexp(log_p.get(key, -math.inf), step_p))
                     log_q[key] = float(np.logaddexp(log_q.get(key, -math.inf), step_q))
-                elif step_p < min_log_prob:
+                elif step_p < min_log_prob and step_q < min_log_prob:  # negligible for π and for q
                     pruned += math.exp(step_p)
+                    pruned_q += math.exp(step_q)
                 else:
                     child = m.fork()
                     child.advance(t)
@@ -113,7 +117,7 @@ def enumerate_exact(
         state.advance([c[1] for c in children])
         frontier = [c[2:] for c in children]
     texts = {k: constraint.vocab.decode(list(k)) for k in log_p} if decode else {}
-    return ExactDistribution(log_p, log_q, texts, pruned)
+    return ExactDistribution(log_p, log_q, texts, pruned, pruned_q)
 
 
 # ------------------------------------------------------------------------------------------- distances

@@ -278,3 +278,15 @@ def test_sampler_dispatch(compiler: Compiler) -> None:
 def test_short_budget_kills_particles_that_cannot_end(compiler: Compiler) -> None:
     run = smc(toy_lm(), [], compiler.regex("aaaa"), particles=4, seed=0, max_new_tokens=3)
     assert run.log_ml == -math.inf and all(p.dead and not p.eos for p in run.particles)
+
+
+def test_pruning_keeps_what_masking_samples(compiler: Compiler) -> None:
+    """LCD puts half its mass on 'aaaa', which the model finds unlikely: pruning by p alone would drop it."""
+    lm = toy_lm()
+    full = enumerate_exact(lm, [], compiler.regex(TRAP), max_new_tokens=8)
+    log_p_aaa = sum(float(torch.log_softmax(torch.from_numpy(lm.logits_for([0] * k)), -1)[0]) for k in range(3))
+    pruned = enumerate_exact(lm, [], compiler.regex(TRAP), max_new_tokens=8, min_log_prob=log_p_aaa + 0.01)
+    assert (0, 0, 0, 0) in pruned.log_q  # its prefix 'aaa' is below the threshold in p, not in q
+    assert full.lcd()[(0, 0, 0, 0)] > 0.3
+    assert tv_distance(pruned.lcd(), full.lcd()) <= pruned.pruned_lcd_mass + 1e-9
+    assert tv_distance(pruned.target(), full.target()) <= 2 * pruned.pruned_mass / math.exp(full.log_mass) + 1e-9

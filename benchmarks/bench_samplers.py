@@ -265,14 +265,14 @@ def run_cost(args: argparse.Namespace) -> None:
     tasks: list[tuple[str, str, Any]] = [
         ("regex: ISO date", "Give today's date in ISO format.", compiler.regex(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]")),
     ]
-    if hasattr(compiler, "json_schema"):
+    try:
         tasks.append(("JSON Schema (compiled)", "Describe a person as JSON with name and age.",
-                      compiler.json_schema(JSON_SCHEMA)))
-    else:
-        tasks.append(("JSON as regex (no json_schema yet)", "Describe a person as JSON with name and age.",
-                      compiler.regex(JSON_REGEX)))
+                      compiler.json_schema(JSON_SCHEMA)))  # type: ignore[attr-defined]
+    except Exception as e:  # the JSON Schema compiler is another issue's work; a regex stands in for it
+        print(f"json_schema unavailable ({e!r}); using the equivalent regex", flush=True)
+        tasks.append(("JSON as regex", "Describe a person as JSON with name and age.", compiler.regex(JSON_REGEX)))
     tasks.append(("JSON as Python predicate", "Describe a person as JSON with name and age.",
-                  predicate(json_prefix_ok, compiler, complete=json_complete)))
+                  predicate(json_prefix_ok, compiler, complete=json_complete, partial_chars="reject")))
     configs = [("LCD", "lcd", 1), ("AWRS", "awrs", 1), ("SMC-LCD N=4", "lcd", 4), ("SMC-LCD N=16", "lcd", 16),
                ("AWRS-SMC N=4", "awrs", 4), ("AWRS-SMC N=16", "awrs", 16)]
     rows = []
@@ -280,21 +280,22 @@ def run_cost(args: argparse.Namespace) -> None:
         ids = prompt_ids(tokenizer, prompt)
         is_predicate = not hasattr(constraint, "automaton")
         for name, proposal, n in configs:
-            if is_predicate and proposal == "lcd" and n > 4:
+            if is_predicate and proposal == "lcd" and n > 1:
                 continue  # a full predicate mask per particle per step: minutes per sample
+            seeds = 1 if is_predicate and proposal == "lcd" else args.seeds
             lm = HFModel(model)
             checks_before = getattr(constraint, "checks", 0)
             t = time.perf_counter()
             runs = [smc(lm, ids, constraint, particles=n, proposal=proposal, seed=s,  # type: ignore[arg-type]
                         max_new_tokens=args.max_new_tokens, ess_threshold=0.0 if n == 1 else 0.5)
-                    for s in range(args.seeds)]
+                    for s in range(seeds)]
             seconds = time.perf_counter() - t
             steps = sum(r.steps for r in runs)
             tokens = sum(r.tokens_sampled for r in runs)
             predicate_calls = getattr(constraint, "checks", 0) - checks_before
             ok = [p.eos for r in runs for p in r.particles]
             rows.append({
-                "task": task, "sampler": name, "samples": args.seeds, "steps": steps, "particle_tokens": tokens,
+                "task": task, "sampler": name, "samples": seeds, "steps": steps, "particle_tokens": tokens,
                 "checks_per_token": (sum(r.checks for r in runs) / tokens) if proposal == "awrs" else vocab_size,
                 "predicate_calls_per_token": predicate_calls / tokens if is_predicate else None,
                 "ms_per_step": 1000 * seconds / steps, "ms_per_particle_token": 1000 * seconds / tokens,

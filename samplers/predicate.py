@@ -17,7 +17,7 @@ once complete (so such a token can lead into a dead end, which costs a particle 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,24 +28,27 @@ from constrain.vocab import Vocabulary
 TextPredicate = Callable[[str], bool]
 
 
-def _prefix_text(data: bytes) -> str | None:
-    """The text of ``data`` without an incomplete trailing character; None if ``data`` is not UTF-8."""
+def _prefix_text(data: bytes) -> tuple[str | None, bool]:
+    """(text of ``data`` without an incomplete trailing character, whether one was cut); None if ``data``
+    is not UTF-8."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), False
     except UnicodeDecodeError as e:
         if e.reason == "unexpected end of data" and e.end == len(data):
             try:
-                return data[: e.start].decode("utf-8")
+                return data[: e.start].decode("utf-8"), True
             except UnicodeDecodeError:
-                return None
-        return None
+                return None, True
+        return None, False
 
 
 class PredicateConstraint:
     """A constraint given by Python predicates on the text so far (see the module doc).
 
     Predicate results are memoised per text (shared by all matchers of this constraint), and
-    ``checks`` counts the actual predicate calls.
+    ``checks`` counts the actual predicate calls. ``partial_chars="reject"`` never lets the text end
+    inside a multi-byte character: no dead ends, but characters that only byte tokens spell become
+    unreachable (fine for ASCII formats such as JSON keys and numbers).
     """
 
     def __init__(
@@ -54,8 +57,12 @@ class PredicateConstraint:
         vocab: Vocabulary,
         *,
         complete: TextPredicate | None = None,
+        partial_chars: Literal["hold", "reject"] = "hold",
         cache_size: int = 1 << 20,
     ) -> None:
+        if partial_chars not in ("hold", "reject"):
+            raise ValueError("partial_chars is 'hold' or 'reject'")
+        self.partial_chars = partial_chars
         self.prefix_ok = prefix_ok
         self.complete = complete or prefix_ok
         self.vocab = vocab
@@ -74,8 +81,10 @@ class PredicateConstraint:
         return PredicateMatcher(self)
 
     def text_allowed(self, data: bytes) -> bool:
-        text = _prefix_text(data)
-        return text is not None and self._ask(self._prefix_cache, self.prefix_ok, text)
+        text, partial = _prefix_text(data)
+        if text is None or (partial and self.partial_chars == "reject"):
+            return False
+        return self._ask(self._prefix_cache, self.prefix_ok, text)
 
     def text_complete(self, data: bytes) -> bool:
         try:
@@ -321,10 +330,14 @@ def _write_row(bitmask: Any, row: int, words: npt.NDArray[np.uint32]) -> None:
 
 
 def predicate(
-    prefix_ok: TextPredicate, vocab: Any, *, complete: TextPredicate | None = None
+    prefix_ok: TextPredicate,
+    vocab: Any,
+    *,
+    complete: TextPredicate | None = None,
+    partial_chars: Literal["hold", "reject"] = "hold",
 ) -> PredicateConstraint:
     """A predicate constraint over ``vocab`` (a Vocabulary, a Compiler, or a compiled constraint)."""
-    return PredicateConstraint(prefix_ok, _vocabulary(vocab), complete=complete)
+    return PredicateConstraint(prefix_ok, _vocabulary(vocab), complete=complete, partial_chars=partial_chars)
 
 
 def product(*constraints: Any) -> ProductConstraint:

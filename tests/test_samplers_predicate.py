@@ -103,6 +103,14 @@ def test_partial_utf8_is_held_back(compiler: Compiler) -> None:
     assert m.allows(EOS) and m.advance(EOS) and m.finished and not m.allows(0)
 
 
+def test_partial_characters_can_be_rejected(compiler: Compiler) -> None:
+    held = predicate(is_prefix_of_word, compiler).matcher()
+    strict = predicate(is_prefix_of_word, compiler, partial_chars="reject").matcher()
+    assert held.advance(0) and strict.advance(0)  # "a"
+    assert held.allows(6) and not strict.allows(6)  # a first byte of "é"
+    assert held.allows(8) and strict.allows(8)  # the whole "é" is fine either way
+
+
 def test_fork_and_rollback(compiler: Compiler) -> None:
     m = predicate(is_prefix_of_word, compiler).matcher()
     assert m.advance(4)  # "ca"

@@ -11,6 +11,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from constrain.automaton import DFAAutomaton, TokenAutomaton
@@ -18,6 +19,37 @@ from constrain.bitmask import bitmask_words
 from constrain.matcher import Matcher
 from constrain.trie import TokenTrie
 from constrain.vocab import Vocabulary
+
+
+# Vocabulary work is done once per tokenizer object (and logit width, EOS ids): Compilers for the same
+# tokenizer share the vocabulary, the trie and the per-terminal mask cache. A few tokenizers are kept.
+@dataclass
+class _TokenizerWork:
+    tokenizer: Any
+    vocab: Vocabulary
+    trie: TokenTrie
+    shared_masks: Any = None
+
+
+_per_tokenizer: OrderedDict[tuple[Any, ...], _TokenizerWork] = OrderedDict()
+_per_tokenizer_lock = threading.Lock()
+_MAX_TOKENIZERS = 8
+
+
+def _work_for(tokenizer: Any, vocab_size: int | None, eos: Any) -> _TokenizerWork:
+    key = (id(tokenizer), vocab_size, tuple(eos) if isinstance(eos, (list, tuple)) else eos)
+    with _per_tokenizer_lock:
+        work = _per_tokenizer.get(key)
+        if work is not None and work.tokenizer is tokenizer:
+            _per_tokenizer.move_to_end(key)
+            return work
+    vocab = Vocabulary.from_hf(tokenizer, vocab_size=vocab_size, eos_token_ids=eos)
+    work = _TokenizerWork(tokenizer, vocab, TokenTrie.build(vocab))
+    with _per_tokenizer_lock:
+        _per_tokenizer[key] = work
+        while len(_per_tokenizer) > _MAX_TOKENIZERS:
+            _per_tokenizer.popitem(last=False)
+    return work
 
 
 class CompiledConstraint:
@@ -65,7 +97,10 @@ class Compiler:
         if vocab is None:
             if tokenizer is None:
                 raise ValueError("Compiler needs a tokenizer or a Vocabulary")
-            vocab = Vocabulary.from_hf(tokenizer, vocab_size=vocab_size, eos_token_ids=eos_token_ids)
+            self._work = _work_for(tokenizer, vocab_size, eos_token_ids)
+        else:
+            self._work = _TokenizerWork(tokenizer, vocab, TokenTrie.build(vocab))
+        vocab = self._work.vocab
         self.vocab = vocab
         self.tokenizer = tokenizer
         if not vocab.spells_every_string:
@@ -74,9 +109,8 @@ class Compiler:
                 "after which the constraint cannot be completed",
                 stacklevel=2,
             )
-        self.trie = TokenTrie.build(vocab)
+        self.trie = self._work.trie
         self._cache: OrderedDict[Hashable, CompiledConstraint] = OrderedDict()
-        self._shared: Any = None
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -127,12 +161,15 @@ class Compiler:
 
     @property
     def shared_masks(self) -> Any:
-        """Token masks per terminal DFA state, shared by every grammar compiled here."""
-        if self._shared is None:
+        """Token masks per terminal DFA state, shared by every grammar compiled for this tokenizer."""
+        work = self._work
+        if work.shared_masks is None:
             from constrain.grammar_automaton import SharedMasks
 
-            self._shared = SharedMasks(self.trie, bitmask_words(self.vocab.size))
-        return self._shared
+            with _per_tokenizer_lock:
+                if work.shared_masks is None:
+                    work.shared_masks = SharedMasks(self.trie, bitmask_words(self.vocab.size))
+        return work.shared_masks
 
     def lark(self, text: str, start: str = "start") -> CompiledConstraint:
         """Text in the language of a Lark grammar (read by lark's own loader; see ``constrain.lark_frontend``)."""

@@ -159,6 +159,15 @@ class ByteDFA:
         trans[:, bad] = -1
         return trim_and_minimize(trans, self.accepting)
 
+    def shortest_matches(self) -> ByteDFA:
+        """Only the strings none of whose proper prefixes is in the language (no transitions out of
+        accepting states): the first-match language of a lazy pattern such as ``/\\*.*?\\*/``."""
+        if self.n_states == 0 or not (self.trans[self.accepting] >= 0).any():
+            return self
+        trans = self.trans.copy()
+        trans[self.accepting] = -1
+        return trim_and_minimize(trans, self.accepting)
+
     def intersect(self, other: ByteDFA) -> ByteDFA:
         """The DFA of strings in both languages (product construction over reachable pairs)."""
         if self.n_states == 0 or other.n_states == 0:

@@ -129,7 +129,9 @@ class _Parser:
             c = self.peek()
             if not c or c in "|)" or c in "\r\n":
                 break
-            items.append(self.postfix(self.atom()))
+            atom = self.atom()
+            self.space(nested)  # llama.cpp allows spaces before a repetition operator
+            items.append(self.postfix(atom, nested))
             self.space(nested)
         return items[0] if len(items) == 1 else Cat(tuple(items))
 
@@ -155,8 +157,9 @@ class _Parser:
             return Ref(self.name(), line, col)
         raise self.error(f"unexpected {c!r}" if c else "unexpected end of grammar")
 
-    def postfix(self, e: Expr) -> Expr:
+    def postfix(self, e: Expr, nested: bool) -> Expr:
         while True:
+            self.space(nested)
             c = self.peek()
             if c == "*":
                 self.i += 1

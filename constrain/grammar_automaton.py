@@ -28,7 +28,7 @@ from constrain.errors import LimitError
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     EMPTY_KEY,
-    OVERFLOW,
+    MAX_MISSES,
     UNION_MISS,
     cross_walk,
     table_put,
@@ -48,6 +48,8 @@ I64 = npt.NDArray[np.int64]
 MAX_THREADS = 4096
 """Lexer threads one state may hold (ambiguous grammars); walks start with room for ``_CAP0`` per byte."""
 _CAP0 = 32
+_MAX_SECOND_LEVEL_NODES = 30_000
+"""Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
 
 
@@ -115,7 +117,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._col_done = 0
         self._eid_of: dict[tuple[int, ...], int] = {}
         self._eid_sets: list[npt.NDArray[np.int64]] = []
-        self._eid_start = np.zeros(1, np.int64)
+        self._eid_start = np.zeros(1, np.int64)  # per (expected set, first byte): see grammar_walk
         self._eid_gs = np.zeros(0, np.int64)
         self._write = threading.RLock()
         # states
@@ -150,10 +152,14 @@ class GrammarAutomaton(TokenAutomaton):
             starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
             arr = np.array(sorted(set(starts)), np.int64)
             e = len(self._eid_sets)
+            after = self._gtrans[arr]  # [starts, 256]: the state after each first byte
+            per_byte = [np.unique(col[col >= 0]) for col in after.T] if len(arr) else [arr] * 256
+            counts = np.array([len(x) for x in per_byte], np.int64)
+            starts = self._eid_start[-1] + np.cumsum(counts)
+            self._eid_start = np.concatenate([self._eid_start, starts])
+            self._eid_gs = np.concatenate([self._eid_gs, *per_byte]).astype(np.int64)
             self._eid_sets.append(arr)
             self._eid_of[expected] = e
-            self._eid_start = np.append(self._eid_start, self._eid_start[-1] + len(arr))
-            self._eid_gs = np.concatenate([self._eid_gs, arr])
         return e
 
     def _advance(self, column: int, term: int) -> int:
@@ -202,17 +208,22 @@ class GrammarAutomaton(TokenAutomaton):
         return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, self._pkeys, self._pvals,
                 self._col_eid, self._eid_start, self._eid_gs)
 
-    def _fill_miss(self, mc: int, mt: int, cap: int) -> int:
-        """Handle a walk that stopped: compute the missing parser step, or grow the thread room."""
-        if mc == OVERFLOW:
-            if cap >= MAX_THREADS:
-                raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
-            return cap * 4
-        if mt <= UNION_MISS:
-            self._union(mc, UNION_MISS - mt)
-        else:
-            self._advance(mc, mt)
-        return cap
+    def _fill_misses(self, misses: I64, nmiss: I64) -> bool:
+        """Compute the parser steps a walk lacked; True if there were any (the walk must run again)."""
+        n = int(nmiss[0])
+        for a, b in misses[:n].tolist():
+            if b <= UNION_MISS:
+                self._union(a, UNION_MISS - b)
+            else:
+                self._advance(a, b)
+        nmiss[0] = 0
+        return n > 0
+
+    @staticmethod
+    def _grow(cap: int) -> int:
+        if cap >= MAX_THREADS:
+            raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
+        return cap * 4
 
     def _union(self, a: int, b: int) -> int:
         u = self.parser.union(a, b)
@@ -247,11 +258,14 @@ class GrammarAutomaton(TokenAutomaton):
         cols, gs = self._states[state]
         arr = np.frombuffer(data, dtype=np.uint8)
         cap = max(_CAP0, 2 * len(cols))
+        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         while True:
-            out_c, out_g, mc, mt = walk_bytes(cols, gs, arr, *self._walk_args(), cap)
-            if mc == -1:
+            out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(), cap, misses, nmiss)
+            if nmiss[0] < 0:
+                nmiss[0] = 0
+                cap = self._grow(cap)
+            elif not self._fill_misses(misses, nmiss):
                 break
-            cap = self._fill_miss(mc, mt, cap)
         if out_c.shape[0] == 0:
             return -1
         return self._intern(out_c, out_g)
@@ -299,35 +313,38 @@ class GrammarAutomaton(TokenAutomaton):
             words |= cross
             if len(nodes):
                 # second boundaries: the parser column after each next-lexeme terminal, then one batched walk
-                cols3 = np.array([self._advance(c2, t) for t in self._gterm[states].tolist()], np.int64)
+                terms = self._gterm[states]
+                col_of = {t: self._advance(c2, t) for t in np.unique(terms).tolist()}
+                cols3 = np.array([col_of[t] for t in terms.tolist()], np.int64)
                 keep = cols3 >= 0
                 self._walk_boundaries(nodes[keep], cols3[keep], words)
         return words
 
     def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
         trie = self.trie
-        done = 0
         cap = _CAP0
-        while done < len(nodes):
-            k, mc, mt = walk_boundaries(nodes[done:], cols[done:], self.tables.eps_state, trie.node_byte,
-                                        trie.node_depth, trie.subtree_end, trie.token_start, trie.node_tokens,
-                                        *self._walk_args(), words, cap, trie.max_depth)
-            done += k
-            if mc == -1:
+        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
+        while True:
+            ok = walk_boundaries(nodes, cols, self.tables.eps_state, trie.node_byte, trie.node_depth,
+                                 trie.subtree_end, trie.token_start, trie.node_tokens, *self._walk_args(), words,
+                                 cap, trie.max_depth, misses, nmiss)
+            if not ok:
+                cap = self._grow(cap)
+            elif not self._fill_misses(misses, nmiss):
                 return
-            cap = self._fill_miss(mc, mt, cap)
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
         trie = self.trie
         cap = max(_CAP0, 2 * len(cols))
+        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         while True:
-            mc, mt = walk_subtree(cols, gs, node, trie.node_byte, trie.node_depth, trie.subtree_end,
-                                  trie.token_start, trie.node_tokens, *self._walk_args(), words, cap,
-                                  trie.max_depth)
-            if mc == -1:
+            ok = walk_subtree(cols, gs, node, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+                              trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth, misses, nmiss)
+            if not ok:
+                cap = self._grow(cap)
+            elif not self._fill_misses(misses, nmiss):
                 return
-            cap = self._fill_miss(mc, mt, cap)
 
     def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
         key = (g, e)
@@ -336,13 +353,15 @@ class GrammarAutomaton(TokenAutomaton):
             return hit
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
-        nodes = np.empty(4096, np.int64)
-        states = np.empty(4096, np.int64)
-        n = cross_walk(g, self._eid_sets[e], trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+        nodes = np.empty(1 << 16, np.int64)
+        states = np.empty(1 << 16, np.int64)
+        n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
+                       trie.token_start,
                        trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore, trie.max_depth, out,
                        nodes, states)
         result: tuple[U32 | None, I64, I64]
-        if n < 0:
+        if n < 0 or (trie.subtree_end[nodes[:n]] - nodes[:n]).sum() > _MAX_SECOND_LEVEL_NODES:
+            # second boundaries everywhere (e.g. runs of whitespace lexemes): one exact walk is cheaper
             result = (None, nodes[:0], states[:0])
         else:
             out.setflags(write=False)

@@ -5,17 +5,19 @@ A *thread* is a pair (parser column ``c``, global lexer state ``g``): a lexeme o
 
 * the lexeme goes on: ``(c, trans[g, b])`` if that state is live;
 * if ``g`` accepts, the lexeme may also end before ``b``: the parser moves to ``c2 = advance(c, term[g])``
-  (``c`` itself for ignored terminals) and ``b`` starts a new lexeme of every terminal ``c2`` expects:
-  ``(c2, trans[start, b])`` for each ``start`` in ``spawn(c2)``.
+  (``c`` itself for ignored terminals) and ``b`` starts a new lexeme of every terminal ``c2`` expects.
+  Columns share *expected sets* ``e = col_eid[c2]``; for each set and byte the states after that first
+  byte are precomputed: ``spawn_gs[spawn_start[e * 256 + b] : spawn_start[e * 256 + b + 1]]``.
 
 When several lexemes end before the same byte, their parser columns are at the same text position, so
 (as in an Earley chart, one column per position) they are merged into one column, their union; this
 keeps the number of threads bounded for grammars with ambiguous lexing.
 
 Parser advances and unions are memoised in one open-addressing hash table filled from Python; a walk
-that needs an entry not yet computed stops and reports it (a *miss*: ``(c, t)`` with ``t >= 0`` for an
-advance, ``(a, UNION_MISS - b)`` for a union), Python computes it, and the walk runs again. All functions
-release the GIL, so many matchers can fill masks from threads.
+that needs an entry not yet computed drops that path and records it (a *miss*: ``(c, t)`` with
+``t >= 0`` for an advance, ``(a, UNION_MISS - b)`` for a union); Python computes all misses of a walk
+at once and the walk runs again. All functions release the GIL, so many matchers can fill masks from
+threads.
 """
 
 from __future__ import annotations
@@ -79,177 +81,232 @@ def table_rehash(keys, vals, new_keys, new_vals):  # type: ignore[no-untyped-def
             table_put(new_keys, new_vals, keys[i], vals[i])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _push(buf_c, buf_g, lo, w, c, g):  # type: ignore[no-untyped-def]
-    for k in range(lo, w):
-        if buf_c[k] == c and buf_g[k] == g:
-            return w
-    buf_c[w] = c
-    buf_g[w] = g
-    return w + 1
+NOT_LOOKED_UP = -5
+"""``buf_a`` value of a thread whose column after its lexeme has not been looked up yet."""
 
 
-@numba.njit(cache=True, nogil=True)
-def _step(buf_c, buf_g, lo, hi, b, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-          col_eid, eid_start, eid_gs, cap):  # type: ignore[no-untyped-def]
-    """Threads buf[lo:hi] consume byte ``b``; results go to buf[hi:w]. Returns (w, miss_c, miss_t)."""
-    w = hi
-    u = -1  # the merged column of every lexeme that ends before b
-    for k in range(lo, hi):
-        c = buf_c[k]
-        g = buf_g[k]
-        g2 = gtrans[g, b]
-        if g2 >= 0:
-            if w >= cap:
-                return OVERFLOW, OVERFLOW, OVERFLOW
-            w = _push(buf_c, buf_g, hi, w, c, g2)
-        if gacc[g]:
-            t = gterm[g]
-            if tignore[t]:
-                c2 = c
-            else:
-                c2 = table_get(pkeys, pvals, c * n_terms1 + t)
-                if c2 == UNKNOWN:
-                    return w, c, t
-                if c2 < 0:
-                    continue
-            if u < 0 or u == c2:
-                u = c2
-            else:
-                lo_c = min(u, c2)
-                hi_c = max(u, c2)
-                m = table_get(pkeys, pvals, union_key(lo_c, hi_c))
-                if m == UNKNOWN:
-                    return w, lo_c, UNION_MISS - hi_c
-                u = m
-    if u >= 0:
-        e = col_eid[u]
-        for j in range(eid_start[e], eid_start[e + 1]):
-            g3 = gtrans[eid_gs[j], b]
-            if g3 >= 0:
-                if w >= cap:
-                    return OVERFLOW, OVERFLOW, OVERFLOW
-                w = _push(buf_c, buf_g, hi, w, u, g3)
-    return w, -1, -1
+MAX_MISSES = 256
 
 
 @numba.njit(cache=True, nogil=True)
 def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-               col_eid, eid_start, eid_gs, cap):  # type: ignore[no-untyped-def]
-    """Threads after consuming ``data``. Returns (cols, states, miss_c, miss_t); empty arrays = rejected."""
-    buf_c = np.empty(2 * cap, np.int64)
-    buf_g = np.empty(2 * cap, np.int64)
-    n = init_c.shape[0]
-    for k in range(n):
-        buf_c[k] = init_c[k]
-        buf_g[k] = init_g[k]
-    lo = 0
-    hi = n
-    for b in data:
-        # results are written after hi, then moved to the front
-        w, mc, mt = _step(buf_c, buf_g, lo, hi, b, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-                          col_eid, eid_start, eid_gs, 2 * cap)
-        if w < 0:
-            return buf_c[:0], buf_g[:0], OVERFLOW, OVERFLOW
-        if mc >= 0:
-            return buf_c[:0], buf_g[:0], mc, mt
-        m = w - hi
-        for k in range(m):
-            buf_c[k] = buf_c[hi + k]
-            buf_g[k] = buf_g[hi + k]
-        lo = 0
-        hi = m
-        if m == 0:
-            break
-    return buf_c[:hi].copy(), buf_g[:hi].copy(), -1, -1
+               col_eid, eid_start, eid_gs, cap, misses, nmiss):  # type: ignore[no-untyped-def]
+    """Threads after consuming ``data`` (empty: rejected). With ``nmiss[0] > 0`` parser steps were
+    missing (see :func:`_walk_subtree`); with ``nmiss[0] == -1``, ``cap`` threads per byte did not suffice."""
+    n = data.shape[0]
+    # the bytes as a one-path trie: node k+1 has byte data[k] at depth k+1; no tokens end anywhere
+    node_byte = np.zeros(n + 1, np.uint8)
+    node_byte[1:] = data
+    node_depth = np.arange(n + 1).astype(np.int32)
+    subtree_end = np.full(n + 1, n + 1, np.int32)
+    token_start = np.zeros(n + 2, np.int32)
+    node_tokens = np.zeros(0, np.int32)
+    out = np.zeros(1, np.uint32)
+    levels = n + 2
+    buf_c = np.empty(cap * levels + init_c.shape[0], np.int64)
+    buf_g = np.empty(cap * levels + init_c.shape[0], np.int64)
+    buf_a = np.empty(cap * levels + init_c.shape[0], np.int64)
+    seg = np.zeros(levels + 1, np.int64)
+    if not _walk_subtree(init_c, init_g, 0, node_byte, node_depth, subtree_end, token_start, node_tokens,
+                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                         out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
+        nmiss[0] = -1
+        return buf_c[:0], buf_g[:0]
+    if nmiss[0] > 0 or (n > 0 and seg[n + 1] <= seg[n]):
+        return buf_c[:0], buf_g[:0]
+    lo, hi = (seg[n], seg[n + 1]) if n > 0 else (0, init_c.shape[0])
+    return buf_c[lo:hi].copy(), buf_g[lo:hi].copy()
 
 
 @numba.njit(cache=True, nogil=True)
 def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                  gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
-                 out, cap, max_depth):  # type: ignore[no-untyped-def]
+                 out, cap, max_depth, misses, nmiss):  # type: ignore[no-untyped-def]
     """Set in ``out`` the bit of every token below trie node ``start`` that some path of threads accepts.
 
-    ``init_*`` are the threads after the bytes of ``start``; ``cap`` bounds the threads per byte. Returns
-    (-1, -1), a miss, or (OVERFLOW, OVERFLOW) if the thread buffer overflowed (call again with a larger
-    ``cap``)."""
+    ``init_*`` are the threads after the bytes of ``start``; ``cap`` bounds the threads per byte.
+    Returns False if the thread buffer overflowed (call again with a larger ``cap``). Missing parser
+    steps are reported in ``misses`` (see :func:`_walk_subtree`)."""
     levels = max_depth - node_depth[start] + 2
     buf_c = np.empty(cap * levels + init_c.shape[0], np.int64)
     buf_g = np.empty(cap * levels + init_g.shape[0], np.int64)
+    buf_a = np.empty(cap * levels + init_g.shape[0], np.int64)
     seg = np.zeros(levels + 1, np.int64)
     return _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                          gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
-                         out, cap, buf_c, buf_g, seg)
+                         out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                   gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
-                  out, cap, buf_c, buf_g, seg):  # type: ignore[no-untyped-def]
+                  out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
+    """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
+
+    At each node the threads of its parent consume the node's byte (buf[lo:hi] -> buf[hi:w]):
+    lexemes go on, and lexemes that may end before the byte move the parser and start the lexemes it
+    expects. ``buf_a`` caches each thread's parser column after its lexeme (looked up once per lexeme,
+    not at every byte where it could end). Paths that need a parser step missing from the tables are
+    dropped and the step is recorded in ``misses``: the caller computes them and walks again (results
+    only grow, so partial bits stand).
+
+    Everything is written out in this one loop on purpose: a helper call that takes arrays inside it
+    makes numba count references on every iteration, thirty times slower."""
     depth0 = node_depth[start]
-    n = init_c.shape[0]
-    for k in range(n):
+    n0 = init_c.shape[0]
+    for k in range(n0):
         buf_c[k] = init_c[k]
         buf_g[k] = init_g[k]
-    seg[1] = n
-    i = start + 1
+        buf_a[k] = NOT_LOOKED_UP
+    seg[1] = n0
+    mask = pkeys.shape[0] - 1
+    node = start + 1
     end = subtree_end[start]
-    while i < end:
-        d = node_depth[i] - depth0
+    while node < end:
+        d = node_depth[node] - depth0
         lo = seg[d - 1]
         hi = seg[d]
-        w, mc, mt = _step(buf_c, buf_g, lo, hi, node_byte[i], gtrans, gacc, gterm, tignore, n_terms1,
-                          pkeys, pvals, col_eid, eid_start, eid_gs, hi + cap)
-        if w < 0:
-            return OVERFLOW, OVERFLOW
-        if mc >= 0:
-            return mc, mt
+        b = node_byte[node]
+        cap = hi + room
+        w = hi
+        u = -1  # the merged column of every lexeme that ends before b (-2: unknown, skip the spawn)
+        for k in range(lo, hi):
+            c = buf_c[k]
+            g = buf_g[k]
+            a = buf_a[k]
+            ends = gacc[g]
+            if ends:
+                t = gterm[g]
+                if tignore[t]:
+                    a = c
+                elif a == NOT_LOOKED_UP:  # once per lexeme: the threads below inherit it
+                    key = c * n_terms1 + t
+                    h = _slot(key, mask)
+                    a = UNKNOWN
+                    while pkeys[h] != EMPTY_KEY:
+                        if pkeys[h] == key:
+                            a = pvals[h]
+                            break
+                        h = (h + 1) & mask
+                    if a == UNKNOWN:
+                        a = NOT_LOOKED_UP
+                        ends = False
+                        u = -2
+                        nm = nmiss[0]
+                        dup = False
+                        for q in range(nm):
+                            if misses[q, 0] == c and misses[q, 1] == t:
+                                dup = True
+                        if not dup and nm < misses.shape[0]:
+                            misses[nm, 0] = c
+                            misses[nm, 1] = t
+                            nmiss[0] = nm + 1
+                    buf_a[k] = a
+            g2 = gtrans[g, b]
+            if g2 >= 0:
+                dup = False
+                for q in range(hi, w):
+                    if buf_c[q] == c and buf_g[q] == g2:
+                        dup = True
+                        break
+                if not dup:
+                    if w >= cap:
+                        return False
+                    buf_c[w] = c
+                    buf_g[w] = g2
+                    buf_a[w] = a
+                    w += 1
+            if ends and a >= 0 and u != -2:
+                if u < 0 or u == a:
+                    u = a
+                else:  # two lexemes end at the same place: their columns merge (one Earley column)
+                    lo_c = min(u, a)
+                    hi_c = max(u, a)
+                    key = union_key(lo_c, hi_c)
+                    h = _slot(key, mask)
+                    merged = UNKNOWN
+                    while pkeys[h] != EMPTY_KEY:
+                        if pkeys[h] == key:
+                            merged = pvals[h]
+                            break
+                        h = (h + 1) & mask
+                    if merged == UNKNOWN:
+                        u = -2
+                        nm = nmiss[0]
+                        dup = False
+                        for q in range(nm):
+                            if misses[q, 0] == lo_c and misses[q, 1] == UNION_MISS - hi_c:
+                                dup = True
+                        if not dup and nm < misses.shape[0]:
+                            misses[nm, 0] = lo_c
+                            misses[nm, 1] = UNION_MISS - hi_c
+                            nmiss[0] = nm + 1
+                    else:
+                        u = merged
+        if u >= 0:  # b starts each lexeme the parser expects at column u
+            e = col_eid[u] * 256 + b
+            for j in range(eid_start[e], eid_start[e + 1]):
+                g3 = eid_gs[j]
+                dup = False
+                for q in range(hi, w):
+                    if buf_c[q] == u and buf_g[q] == g3:
+                        dup = True
+                        break
+                if not dup:
+                    if w >= cap:
+                        return False
+                    buf_c[w] = u
+                    buf_g[w] = g3
+                    buf_a[w] = NOT_LOOKED_UP
+                    w += 1
         if w == hi:
-            i = subtree_end[i]
+            node = subtree_end[node]
             continue
         seg[d + 1] = w
-        for j in range(token_start[i], token_start[i + 1]):
+        for j in range(token_start[node], token_start[node + 1]):
             t = node_tokens[j]
             out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-        i += 1
-    return -1, -1
+        node += 1
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
 def walk_boundaries(starts, cols, eps_state, node_byte, node_depth, subtree_end, token_start, node_tokens,
                     gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
-                    out, cap, max_depth):  # type: ignore[no-untyped-def]
+                    out, cap, max_depth, misses, nmiss):  # type: ignore[no-untyped-def]
     """For each k: a lexeme boundary at trie node ``starts[k]`` with the parser at column ``cols[k]``;
-    walk the tokens below it (see :func:`walk_subtree`). Returns (index reached, miss_c, miss_t)."""
+    walk the tokens below it (see :func:`walk_subtree`). Returns False on thread overflow."""
     one_c = np.empty(1, np.int64)
     one_g = np.empty(1, np.int64)
     one_g[0] = eps_state
     buf_c = np.empty(cap * (max_depth + 2) + 1, np.int64)
     buf_g = np.empty(cap * (max_depth + 2) + 1, np.int64)
+    buf_a = np.empty(cap * (max_depth + 2) + 1, np.int64)
     seg = np.zeros(max_depth + 3, np.int64)
     for k in range(starts.shape[0]):
         one_c[0] = cols[k]
-        mc, mt = _walk_subtree(one_c, one_g, starts[k], node_byte, node_depth, subtree_end, token_start,
-                               node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid,
-                               eid_start, eid_gs, out, cap, buf_c, buf_g, seg)
-        if mc != -1:
-            return k, mc, mt
-    return starts.shape[0], -1, -1
+        if not _walk_subtree(one_c, one_g, starts[k], node_byte, node_depth, subtree_end, token_start,
+                             node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid,
+                             eid_start, eid_gs, out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
+            return False
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
-def cross_walk(g0, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm,
-               tignore, max_depth, out, second_nodes, second_states):  # type: ignore[no-untyped-def]
+def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
+               gacc, gterm, tignore, max_depth, out, second_nodes, second_states):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
-    The next lexeme starts in one of ``spawn_gs`` (what the parser expects after this terminal, plus the
+    The next lexeme is one of expected set ``e`` (what the parser expects after this terminal, plus the
     ignored terminals). Sets in ``out`` the tokens whose rest stays inside next lexemes; an ignored
-    lexeme (whitespace) ending there spawns ``spawn_gs`` again, since it leaves the parser where it was.
+    lexeme (whitespace) ending there spawns set ``e`` again, since it leaves the parser where it was.
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
     boundary), records (trie node, lexer state) for the caller, which needs the parser to continue.
-    Returns the number of such records, or -1 on overflow. Depends only on ``g0`` and ``spawn_gs``."""
+    Returns the number of such records, or -1 on overflow. Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
-    ns = spawn_gs.shape[0]
+    ns = 0
+    for b in range(256):
+        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])
     cap = 4 * ns + 8
     own = np.full(max_depth + 2, -1, np.int64)  # the lexeme in progress (g0's terminal), per depth
     nxt = np.empty((max_depth + 2, cap), np.int64)  # next-lexeme states per depth
@@ -266,22 +323,33 @@ def cross_walk(g0, spawn_gs, node_byte, node_depth, subtree_end, token_start, no
         c = 0
         # next lexemes go on; an ignored one that ended before b starts the expected ones again
         respawn = p >= 0 and gacc[p] and d > 1
-        for k in range(cnt[d - 1]):
-            q = nxt[d - 1, k]
-            g2 = gtrans[q, b]
-            if g2 >= 0:
-                c = _add(nxt, d, c, g2)
-                if c < 0:
-                    return -1
-            if gacc[q] and tignore[gterm[q]]:
-                respawn = True
-        if respawn:
-            for k in range(ns):
-                g2 = gtrans[spawn_gs[k], b]
-                if g2 >= 0:
-                    c = _add(nxt, d, c, g2)
-                    if c < 0:
+        for k in range(cnt[d - 1] + 1):
+            # k < cnt[d-1]: a next lexeme goes on; k == cnt[d-1]: the spawned ones (written out, see _step)
+            lo_k, hi_k = k, k + 1
+            if k == cnt[d - 1]:
+                if not respawn:
+                    break
+                lo_k, hi_k = spawn_start[e * 256 + b], spawn_start[e * 256 + b + 1]
+            for kk in range(lo_k, hi_k):
+                if k < cnt[d - 1]:
+                    q = nxt[d - 1, k]
+                    g2 = gtrans[q, b]
+                    if gacc[q] and tignore[gterm[q]]:
+                        respawn = True
+                else:
+                    g2 = spawn_gs[kk]
+                if g2 < 0:
+                    continue
+                dup = False
+                for q2 in range(c):
+                    if nxt[d, q2] == g2:
+                        dup = True
+                        break
+                if not dup:
+                    if c >= nxt.shape[1]:
                         return -1
+                    nxt[d, c] = g2
+                    c += 1
         cnt[d] = c
         if g < 0 and c == 0:
             i = subtree_end[i]
@@ -303,12 +371,3 @@ def cross_walk(g0, spawn_gs, node_byte, node_depth, subtree_end, token_start, no
     return n_second
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add(nxt, d, c, g):  # type: ignore[no-untyped-def]
-    for q in range(c):
-        if nxt[d, q] == g:
-            return c
-    if c >= nxt.shape[1]:
-        return -1
-    nxt[d, c] = g
-    return c + 1

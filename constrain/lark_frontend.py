@@ -5,10 +5,12 @@ lark resolves everything about the grammar language: ``%import`` (lark's ``commo
 terminals with flags, ``%ignore``. We take its compiled rules and terminals.
 
 Semantics: the language is the one lark's Earley parser with ``lexer="dynamic_complete"`` accepts:
-every way of cutting the text into terminals counts. Terminal priorities and rule priorities only pick
-among parse trees in lark; they do not change which texts are in the language, so we accept and ignore
-them. Declared terminals without a pattern (``%declare``, used with post-lexers such as Python's
-indentation) cannot be enforced and are rejected.
+every way of cutting the text into terminals counts. A terminal matches the strings its regex
+full-matches, except that a regex with a lazy quantifier (a C comment ``/\\*.*?\\*/``) matches only
+its shortest matches (no proper prefix matches too), which is how lark's regex-based lexer reads it.
+Terminal priorities and rule priorities only pick among parse trees in lark; they do not change which
+texts are in the language, so we accept and ignore them. Declared terminals without a pattern
+(``%declare``, used with post-lexers such as Python's indentation) cannot be enforced and are rejected.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 
-from constrain.errors import GrammarError, RegexError
+from constrain.errors import GrammarError, LimitError, RegexError
+from constrain.fsm import ByteDFA, compile_node
 from constrain.grammar_ir import Grammar, N, Rule, T
-from constrain.regex import parse
+from constrain.regex import Node, has_lazy_quantifier, parse
 
 _FLAG_BITS = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "u": 0}
 
@@ -49,7 +52,7 @@ def lark_to_grammar(text: str, start: str = "start", import_paths: list[str] | N
         raise GrammarError(f"invalid Lark grammar: {_first_line(msg)}", line, col) from None
 
     defined = {t.name for t in terminals}
-    ir_terminals = {}
+    ir_terminals: dict[str, Node | ByteDFA] = {}
     for t in terminals:
         p = t.pattern
         flags = 0
@@ -59,8 +62,9 @@ def lark_to_grammar(text: str, start: str = "start", import_paths: list[str] | N
             flags |= _FLAG_BITS[f]
         regex = re.escape(p.value) if p.type == "str" else _rewrite_idioms(p.value, flags)
         try:
-            ir_terminals[t.name] = parse(regex, flags)
-        except RegexError as e:
+            node = parse(regex, flags)
+            ir_terminals[t.name] = compile_node(node).shortest_matches() if has_lazy_quantifier(regex) else node
+        except (RegexError, LimitError) as e:
             raise GrammarError(f"terminal {t.name}: {e}") from None
     ir_rules = []
     for r in rules:

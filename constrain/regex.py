@@ -316,6 +316,27 @@ def parse(pattern: str, flags: int = 0) -> Node:
     return _convert(tree, base, pattern)
 
 
+def has_lazy_quantifier(pattern: str) -> bool:
+    """Whether ``pattern`` uses a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``) outside a class."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "]" or pattern[i + 1 : i + 3] == "^]":
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif c in "*+?}" and pattern[i + 1 : i + 2] == "?" and not (c == "?" and pattern[i - 1 : i] == "("):
+            return True
+        i += 1
+    return False
+
+
 def _strip_anchors(pattern: str) -> str:
     body = pattern[1:] if pattern.startswith("^") else pattern
     if body.endswith("\\Z") and not _escaped_at(body, len(body) - 2):

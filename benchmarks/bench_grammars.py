@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Grammar constraints side by side: constrain vs xgrammar vs llguidance on the same grammars,
+tokenizer and token walks.
+
+For each grammar (GBNF or Lark file) we draw random strings with constrain's grammar sampler (seeded;
+the same strings for every engine), tokenize them with the tokenizer's own encoder, and walk each
+engine through the same token ids: fill the allowed-token bitmask, then advance. Reported per engine:
+compile time (a fresh compiler per grammar, one thread), per-token mask time (mean, p50, p99), and
+how many walks were accepted. The engine adapters are those of ``../shared/peerbench/peerbench.py``;
+GBNF reaches llguidance through its own ``gbnf_to_lark`` and Lark reaches xgrammar through
+``Grammar.from_lark``.
+
+    python benchmarks/bench_grammars.py --tokenizer smollm2 --samples 20 --out benchmarks/results/grammars_smollm2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CONSTRAIN_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+
+
+def _peerbench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("peerbench", SHARED / "peerbench" / "peerbench.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def default_grammars() -> list[tuple[str, str, Path]]:
+    """(name, kind, path) of the GBNF and Lark grammars in ../shared/data and our library."""
+    out = []
+    for p in sorted((DATA / "gbnf").glob("*.gbnf")):
+        out.append((f"gbnf/{p.stem}", "gbnf", p))
+    for p in sorted((DATA / "grammars" / "transformers-cfg").rglob("*.ebnf")):
+        out.append((f"tcfg/{p.stem}", "gbnf", p))
+    for p in sorted((DATA / "grammars" / "syncode").glob("*.lark")):
+        out.append((f"syncode/{p.stem}", "lark", p))
+    lib = ROOT / "grammars"
+    for p in sorted(lib.glob("*.lark")):
+        out.append((f"library/{p.stem}", "lark", p))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokenizer", default="smollm2")
+    ap.add_argument("--engines", default="constrain,xgrammar,llguidance")
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--only", default="", help="comma-separated substrings of grammar names to keep")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+
+    pb = _peerbench()
+    import constrain
+    from constrain.gbnf import gbnf_to_grammar
+    from constrain.grammar_sampler import sample_strings
+    from constrain.lark_frontend import lark_to_grammar
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    tok = constrain.load_default_tokenizer() if a.tokenizer == "smollm2" else pb.load_tokenizer(a.tokenizer)
+
+    class XGrammar(pb.XGrammar):  # type: ignore[name-defined,misc]
+        def compile(self, kind, case):  # type: ignore[no-untyped-def]
+            if kind == "lark":
+                comp = self.xgr.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)
+                return comp.compile_grammar(self.xgr.Grammar.from_lark(case["lark"]))
+            return super().compile(kind, case)
+
+    class LLGuidance(pb.LLGuidance):  # type: ignore[name-defined,misc]
+        def compile(self, kind, case):  # type: ignore[no-untyped-def]
+            if kind == "gbnf":
+                from llguidance.gbnf_to_lark import gbnf_to_lark
+
+                return super().compile("lark", {"lark": gbnf_to_lark(case["gbnf"])})
+            return super().compile(kind, case)
+
+    factories = {"constrain": pb.Constrain, "xgrammar": XGrammar, "llguidance": LLGuidance}
+    engines = []
+    for name in a.engines.split(","):
+        try:
+            engines.append(factories[name](tok))
+        except Exception as e:  # noqa: BLE001 - a missing engine is reported and skipped
+            print(f"# {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
+
+    vocab = constrain.Compiler(tok).vocab
+    rows = []
+    totals: dict[str, list[float]] = {e.name: [] for e in engines}
+    for gname, kind, path in default_grammars():
+        if a.only and not any(k in gname for k in a.only.split(",")):
+            continue
+        text = path.read_text()
+        try:
+            ir = gbnf_to_grammar(text) if kind == "gbnf" else lark_to_grammar(text, import_paths=[str(path.parent)])
+            strings = sample_strings(ir, a.samples, seed=0, byte_alphabet=vocab.byte_alphabet)
+        except Exception as e:  # noqa: BLE001 - grammars we cannot load are listed, not benchmarked
+            rows.append({"grammar": gname, "error": f"{type(e).__name__}: {str(e)[:100]}"})
+            continue
+        walks = [tok.encode(s, add_special_tokens=False) for s in strings]
+        row: dict[str, object] = {"grammar": gname, "kind": kind, "tokens": sum(len(w) for w in walks)}
+        for e in engines:
+            case = {kind: text}
+            try:
+                t0 = time.perf_counter()
+                compiled = e.compile(kind, case)
+                compile_ms = (time.perf_counter() - t0) * 1e3
+            except Exception as ex:  # noqa: BLE001
+                row[e.name] = {"error": f"{type(ex).__name__}: {str(ex)[:100]}"}
+                continue
+            times: list[float] = []
+            ok = 0
+            for w in walks:
+                accepted, ts = e.walk(compiled, w)
+                ok += accepted
+                times.extend(x * 1e6 for x in ts)
+            totals[e.name].extend(times)
+            row[e.name] = {
+                "compile_ms": compile_ms, "accepted": ok, "walks": len(walks),
+                "us_mean": statistics.fmean(times) if times else None,
+                "us_p50": pb.pct(times, 50) if times else None, "us_p99": pb.pct(times, 99) if times else None,
+            }
+        rows.append(row)
+        print(_fmt_row(row, [e.name for e in engines]), flush=True)
+    summary = {
+        name: {"us_mean": statistics.fmean(t) if t else None, "us_p50": pb.pct(t, 50) if t else None,
+               "us_p99": pb.pct(t, 99) if t else None, "tokens": len(t)}
+        for name, t in totals.items()
+    }
+    print("\noverall per-token mask time (µs):")
+    for name, s in summary.items():
+        print(f"  {name:<11} mean {s['us_mean'] or float('nan'):8.1f}  p50 {s['us_p50'] or float('nan'):8.1f}  "
+              f"p99 {s['us_p99'] or float('nan'):8.1f}  over {s['tokens']} tokens")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps({"tokenizer": a.tokenizer, "samples": a.samples, "rows": rows,
+                                     "summary": summary}, indent=1))
+
+
+def _fmt_row(row: dict, names: list[str]) -> str:  # type: ignore[type-arg]
+    parts = [f"{row['grammar']:<28}"]
+    for n in names:
+        r = row.get(n)
+        if not isinstance(r, dict):
+            parts.append(f"{n}: -")
+        elif "error" in r:
+            parts.append(f"{n}: ERR {r['error'][:40]}")
+        else:
+            parts.append(f"{n}: {r['compile_ms']:7.1f}ms {r['us_mean']:7.1f}/{r['us_p50']:6.1f}/{r['us_p99']:7.1f}µs "
+                         f"{r['accepted']}/{r['walks']}")
+    return " | ".join(parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -276,6 +276,9 @@ def run_cost(args: argparse.Namespace) -> None:
     configs = [("LCD", "lcd", 1), ("AWRS", "awrs", 1), ("SMC-LCD N=4", "lcd", 4), ("SMC-LCD N=16", "lcd", 16),
                ("AWRS-SMC N=4", "awrs", 4), ("AWRS-SMC N=16", "awrs", 16)]
     rows = []
+    for proposal in ("lcd", "awrs"):  # warm-up: numba compiles the CPU kernels on first use
+        smc(HFModel(model), prompt_ids(tokenizer, "Hi"), tasks[0][2], particles=2, proposal=proposal,  # type: ignore[arg-type]
+            seed=0, max_new_tokens=3)
     for task, prompt, constraint in tasks:
         ids = prompt_ids(tokenizer, prompt)
         is_predicate = not hasattr(constraint, "automaton")

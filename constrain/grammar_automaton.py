@@ -34,9 +34,8 @@ from constrain.grammar_walk import (
     table_put,
     table_rehash,
     union_key,
-    walk_boundaries,
     walk_bytes,
-    walk_subtree,
+    walk_jobs,
 )
 from constrain.token_walk import state_masks
 from constrain.trie import TokenTrie
@@ -48,6 +47,7 @@ I64 = npt.NDArray[np.int64]
 MAX_THREADS = 4096
 """Lexer threads one state may hold (ambiguous grammars); walks start with room for ``_CAP0`` per byte."""
 _CAP0 = 32
+_MAX_RESUMES = 512
 _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
@@ -320,31 +320,49 @@ class GrammarAutomaton(TokenAutomaton):
                 self._walk_boundaries(nodes[keep], cols3[keep], words)
         return words
 
-    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
-        trie = self.trie
-        cap = _CAP0
-        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        while True:
-            ok = walk_boundaries(nodes, cols, self.tables.eps_state, trie.node_byte, trie.node_depth,
-                                 trie.subtree_end, trie.token_start, trie.node_tokens, *self._walk_args(), words,
-                                 cap, trie.max_depth, misses, nmiss)
-            if not ok:
-                cap = self._grow(cap)
-            elif not self._fill_misses(misses, nmiss):
-                return
-
     def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
         trie = self.trie
-        cap = max(_CAP0, 2 * len(cols))
+        self._run_jobs([(cols, gs, int(trie.node_depth[node]), node + 1, int(trie.subtree_end[node]))], words)
+
+    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
+        """Lexeme boundaries at trie ``nodes`` with the parser at ``cols``: walk the tokens below each."""
+        trie = self.trie
+        eps = np.array([self.tables.eps_state], np.int64)
+        jobs = [(np.array([c], np.int64), eps, int(trie.node_depth[m]), m + 1, int(trie.subtree_end[m]))
+                for m, c in zip(nodes.tolist(), cols.tolist())]
+        self._run_jobs(jobs, words)
+
+    def _run_jobs(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32) -> None:
+        """Run walks; where one lacked a parser step, compute it and resume at that trie node."""
+        trie = self.trie
+        cap = _CAP0
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        while True:
-            ok = walk_subtree(cols, gs, node, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
-                              trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth, misses, nmiss)
+        res_node, res_off = np.empty(_MAX_RESUMES, np.int64), np.zeros(_MAX_RESUMES + 1, np.int64)
+        res_c, res_g = np.empty(_MAX_RESUMES * 16, np.int64), np.empty(_MAX_RESUMES * 16, np.int64)
+        nres = np.zeros(2, np.int64)
+        while jobs:
+            job_c = np.concatenate([j[0] for j in jobs])
+            job_g = np.concatenate([j[1] for j in jobs])
+            job_off = np.zeros(len(jobs) + 1, np.int64)
+            np.cumsum([len(j[0]) for j in jobs], out=job_off[1:])
+            depth, first, end = (np.array([j[k] for j in jobs], np.int64) for k in (2, 3, 4))
+            nres[:] = 0
+            ok = walk_jobs(job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
+                           trie.token_start, trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth,
+                           misses, nmiss, res_node, res_off, res_c, res_g, nres)
             if not ok:
                 cap = self._grow(cap)
-            elif not self._fill_misses(misses, nmiss):
+                nmiss[0] = 0
+                continue
+            resumable = nres[0] >= 0
+            if not self._fill_misses(misses, nmiss):
                 return
+            if resumable:
+                n = int(nres[0])
+                jobs = [(res_c[res_off[r]:res_off[r + 1]].copy(), res_g[res_off[r]:res_off[r + 1]].copy(),
+                         int(trie.node_depth[res_node[r]]) - 1, int(res_node[r]), int(trie.subtree_end[res_node[r]]))
+                        for r in range(n)]
 
     def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
         key = (g, e)

@@ -141,6 +141,19 @@ def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, toke
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                   gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
                   out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
+    """Walk the children of ``start`` (no resume records)."""
+    none = np.zeros(0, np.int64)
+    return _walk_range(init_c, init_g, node_depth[start], start + 1, subtree_end[start], node_byte, node_depth,
+                       subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
+                       col_eid, eid_start, eid_gs, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
+                       none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtree_end, token_start, node_tokens,
+                gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
+                res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
     """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
 
     At each node the threads of its parent consume the node's byte (buf[lo:hi] -> buf[hi:w]):
@@ -150,9 +163,13 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
     dropped and the step is recorded in ``misses``: the caller computes them and walks again (results
     only grow, so partial bits stand).
 
+    ``init_*`` are the threads at depth ``depth0``; the nodes walked are ``first..end`` (a subtree, or the
+    children of a node). When ``res_*`` has room, each node where a step was missing is also recorded
+    with its parent's threads (``nres[0]`` records, ``nres[1]`` threads), so the caller can resume there
+    after computing the step instead of walking everything again.
+
     Everything is written out in this one loop on purpose: a helper call that takes arrays inside it
     makes numba count references on every iteration, thirty times slower."""
-    depth0 = node_depth[start]
     n0 = init_c.shape[0]
     for k in range(n0):
         buf_c[k] = init_c[k]
@@ -160,8 +177,7 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
         buf_a[k] = NOT_LOOKED_UP
     seg[1] = n0
     mask = pkeys.shape[0] - 1
-    node = start + 1
-    end = subtree_end[start]
+    node = first
     while node < end:
         d = node_depth[node] - depth0
         lo = seg[d - 1]
@@ -243,6 +259,20 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
                             nmiss[0] = nm + 1
                     else:
                         u = merged
+        if u == -2 and res_node.shape[0] > 0:  # resume here once the missing step is known
+            r = nres[0]
+            nt = nres[1]
+            if r < res_node.shape[0] and nt + (hi - lo) <= res_c.shape[0]:
+                res_node[r] = node
+                for k in range(lo, hi):
+                    res_c[nt] = buf_c[k]
+                    res_g[nt] = buf_g[k]
+                    nt += 1
+                res_off[r + 1] = nt
+                nres[0] = r + 1
+                nres[1] = nt
+            else:
+                nres[0] = -1  # no room: the caller walks everything again
         if u >= 0:  # b starts each lexeme the parser expects at column u
             e = col_eid[u] * 256 + b
             for j in range(eid_start[e], eid_start[e + 1]):
@@ -271,23 +301,22 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
 
 
 @numba.njit(cache=True, nogil=True)
-def walk_boundaries(starts, cols, eps_state, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                    gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
-                    out, cap, max_depth, misses, nmiss):  # type: ignore[no-untyped-def]
-    """For each k: a lexeme boundary at trie node ``starts[k]`` with the parser at column ``cols[k]``;
-    walk the tokens below it (see :func:`walk_subtree`). Returns False on thread overflow."""
-    one_c = np.empty(1, np.int64)
-    one_g = np.empty(1, np.int64)
-    one_g[0] = eps_state
-    buf_c = np.empty(cap * (max_depth + 2) + 1, np.int64)
-    buf_g = np.empty(cap * (max_depth + 2) + 1, np.int64)
-    buf_a = np.empty(cap * (max_depth + 2) + 1, np.int64)
+def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
+              token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
+              eid_gs, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
+    """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
+    nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow."""
+    size = cap * (max_depth + 2) + job_c.shape[0] + 1
+    buf_c = np.empty(size, np.int64)
+    buf_g = np.empty(size, np.int64)
+    buf_a = np.empty(size, np.int64)
     seg = np.zeros(max_depth + 3, np.int64)
-    for k in range(starts.shape[0]):
-        one_c[0] = cols[k]
-        if not _walk_subtree(one_c, one_g, starts[k], node_byte, node_depth, subtree_end, token_start,
-                             node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid,
-                             eid_start, eid_gs, out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
+    for k in range(job_first.shape[0]):
+        lo, hi = job_off[k], job_off[k + 1]
+        if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
+                           node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
+                           n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, out, cap, buf_c, buf_g, buf_a, seg,
+                           misses, nmiss, res_node, res_off, res_c, res_g, nres):
             return False
     return True
 

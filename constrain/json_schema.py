@@ -907,7 +907,10 @@ class _Converter:
             narrowed = [self.intersect(ctx_schema, s) for s in schemas]
             if all(self.is_empty(self.intersect(narrowed[i], narrowed[j])) for i in range(n) for j in range(i + 1, n)):
                 return self.union(narrowed)
-            negs = [self.complement(s) for s in narrowed]
+            try:  # S and B_i and not B_j == S and B_i and not (S and B_j): complement the simpler one
+                negs = [self.complement(s) for s in schemas]
+            except _Unsupported:
+                negs = [self.complement(s) for s in narrowed]
             branches = []
             for i in range(n):
                 b = narrowed[i]

@@ -279,7 +279,7 @@ class _Converter:
     def __init__(self, rules: list[tuple[str, Expr, int]], parser: _Parser) -> None:
         self.b = GrammarBuilder()
         self.parser = parser
-        self.names = {}
+        self.names: dict[str, str] = {}
         for name, _, _pos in rules:
             if name in self.names:
                 continue
@@ -369,21 +369,21 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 2000) -> Grammar:
             if nt in regex or nt == g.start:
                 continue
             if all(all(isinstance(s, T) or s.name in regex for s in rhs) for rhs in alts):
-                parts = []
-                for rhs in alts:
-                    seq = tuple(g.terminals[s.name] if isinstance(s, T) else regex[s.name] for s in rhs)
-                    parts.append(seq[0] if len(seq) == 1 else Seq(seq))
+                pieces = [[g.terminals[s.name] if isinstance(s, T) else regex[s.name] for s in rhs] for rhs in alts]
+                if any(not isinstance(x, Node) for seq in pieces for x in seq):
+                    continue  # DFA terminals cannot be spliced into a regex tree
+                nodes = [tuple(x for x in seq if isinstance(x, Node)) for seq in pieces]
+                parts = [seq[0] if len(seq) == 1 else Seq(seq) for seq in nodes]
                 node = parts[0] if len(parts) == 1 else Alt(tuple(parts))
-                if any(not isinstance(p, Node) for p in parts) or _size(node) > max_nodes:
+                if _size(node) > max_nodes:
                     continue
                 regex[nt] = node
                 changed = True
     if not regex:
         return g
     b = GrammarBuilder()
-    for name, node in g.terminals.items():
-        b.terminals[name] = node
-    out_rules = []
+    b.terminals.update(g.terminals)
+    out_rules: list[tuple[str, list[Symbol]]] = []
     for nt, alts in by_lhs.items():
         if nt in regex:
             continue
@@ -395,8 +395,8 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 2000) -> Grammar:
                 else:
                     new.append(s)
             out_rules.append((nt, new))
-    for nt, rhs in out_rules:
-        b.add(N(nt), rhs)
+    for nt, new_rhs in out_rules:
+        b.add(N(nt), new_rhs)
     return b.build(g.start, source=g.source)
 
 

@@ -260,7 +260,7 @@ class GrammarAutomaton(TokenAutomaton):
         cap = max(_CAP0, 2 * len(cols))
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         while True:
-            out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(), cap, misses, nmiss)
+            out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(), cap, misses, nmiss)  # type: ignore[call-arg]
             if nmiss[0] < 0:
                 nmiss[0] = 0
                 cap = self._grow(cap)
@@ -348,9 +348,10 @@ class GrammarAutomaton(TokenAutomaton):
             np.cumsum([len(j[0]) for j in jobs], out=job_off[1:])
             depth, first, end = (np.array([j[k] for j in jobs], np.int64) for k in (2, 3, 4))
             nres[:] = 0
-            ok = walk_jobs(job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
-                           trie.token_start, trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth,
-                           misses, nmiss, res_node, res_off, res_c, res_g, nres)
+            ok = walk_jobs(  # type: ignore[call-arg]
+                job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
+                trie.token_start, trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth,
+                misses, nmiss, res_node, res_off, res_c, res_g, nres)
             if not ok:
                 cap = self._grow(cap)
                 nmiss[0] = 0

@@ -78,15 +78,43 @@ class Grammar:
             if name not in self.terminals:
                 raise GrammarError(f"ignored terminal {name!r} is not defined")
 
-    def to_lark(self) -> str:
-        """The grammar as Lark text with start rule ``start`` (terminals as regexes).
+    def to_lark(self, char_level: bool = False) -> str:
+        """The grammar as Lark text with start rule ``start``, to check our engine against lark's Earley
+        parser (``lark.Lark(text, parser="earley", lexer="dynamic_complete")``).
 
-        Parse it with ``lark.Lark(text, parser="earley", lexer="dynamic_complete")``: that parser reads
-        the same scannerless language, so tests can check our engine against it.
+        Terminals are written as regexes, or with ``char_level=True`` as rules over one-character
+        terminals. Only the latter reads exactly the same language: lark's dynamic lexer takes the
+        first match of a regex (``|`` is ordered), so a regex terminal can lose some of its strings.
         """
+        if char_level:
+            return self._to_lark_chars()
         names = {n: f"r{i}_{_clean(n)}" for i, n in enumerate(self.nonterminals())}
         tnames = {t: f"T{i}_{_clean(t).upper()}" for i, t in enumerate(self.terminals)}
+        nodes: dict[str, Node | None] = {}
+        for t, node in self.terminals.items():
+            if isinstance(node, ByteDFA):
+                raise GrammarError(f"terminal {t!r} is a DFA; only regex terminals can be written as Lark")
+            if nullable(node):  # lark's dynamic lexer refuses zero-width terminals: T? with T non-empty
+                nodes[t] = nonempty(node)
+                tnames[t] += "?" if nodes[t] is not None else ""
+            else:
+                nodes[t] = node
         lines = [f"start: {names[self.start]}"]
+        for nt in self.nonterminals():
+            alts = [" ".join(names[s.name] if isinstance(s, N) else tnames[s.name] for s in r.rhs)
+                    for r in self.rules_of(nt)]
+            lines.append(f"{names[nt]}: " + "\n    | ".join(alts))
+        for t, tnode in nodes.items():
+            if tnode is not None:  # '/' is escaped by to_python_regex
+                lines.append(f"{tnames[t].rstrip('?')}: /{to_python_regex(tnode)}/s")
+        lines += [f"%ignore {tnames[t]}" for t in self.ignore]
+        return "\n".join(lines) + "\n"
+
+
+    def _to_lark_chars(self) -> str:
+        names = {n: f"r{i}_{_clean(n)}" for i, n in enumerate(self.nonterminals())}
+        tnames = {t: f"t{i}_{_clean(t)}" for i, t in enumerate(self.terminals)}
+        lines = [f"start: {names[self.start]}", "empty__: "]
         for nt in self.nonterminals():
             alts = [" ".join(names[s.name] if isinstance(s, N) else tnames[s.name] for s in r.rhs)
                     for r in self.rules_of(nt)]
@@ -94,9 +122,70 @@ class Grammar:
         for t, node in self.terminals.items():
             if isinstance(node, ByteDFA):
                 raise GrammarError(f"terminal {t!r} is a DFA; only regex terminals can be written as Lark")
-            lines.append(f"{tnames[t]}: /{to_python_regex(node).replace('/', chr(92) + '/')}/s")
-        lines += [f"%ignore {tnames[t]}" for t in self.ignore]
+            lines.append(f"{tnames[t]}: {_lark_expr(node)}")
+        for t in self.ignore:
+            lines.append(f"%ignore /{to_python_regex(nonempty(self.terminals[t]) or self.terminals[t])}/s")  # type: ignore[arg-type]
         return "\n".join(lines) + "\n"
+
+
+def _lark_expr(node: Node) -> str:
+    """A regex tree as a Lark EBNF expression over one-character terminals."""
+    if isinstance(node, CharSet):
+        return f"/{to_python_regex(node)}/s"
+    if isinstance(node, Seq):
+        return "(" + " ".join(_lark_expr(x) for x in node.items) + ")" if node.items else "empty__"
+    if isinstance(node, Alt):
+        return "(" + " | ".join(_lark_expr(x) for x in node.items) + ")"
+    if isinstance(node, Repeat):
+        inner = _lark_expr(node.item)
+        if node.max is None:
+            if node.min <= 1:
+                return f"({inner})" + ("*" if node.min == 0 else "+")
+            return f"({inner} ~ {node.min} ({inner})*)"
+        if node.max == 0:
+            return "empty__"
+        if node.min == node.max:
+            return f"({inner} ~ {node.min})"
+        if node.min == 0:
+            return f"[{inner} ~ 1..{node.max}]"
+        return f"({inner} ~ {node.min}..{node.max})"
+    raise TypeError(node)
+
+
+def nullable(node: Node) -> bool:
+    """Whether a regex tree matches the empty string."""
+    if isinstance(node, CharSet):
+        return False
+    if isinstance(node, Seq):
+        return all(nullable(x) for x in node.items)
+    if isinstance(node, Alt):
+        return any(nullable(x) for x in node.items)
+    if isinstance(node, Repeat):
+        return node.min == 0 or nullable(node.item)
+    raise TypeError(node)
+
+
+def nonempty(node: Node) -> Node | None:
+    """A regex tree for the non-empty strings of ``node`` (None if it matches only the empty string)."""
+    if not nullable(node):
+        return node
+    if isinstance(node, Seq):
+        alts: list[Node] = []
+        for k, item in enumerate(node.items):  # the first non-empty part is item k
+            head = nonempty(item)
+            if head is not None:
+                alts.append(Seq((head, *node.items[k + 1 :])))
+        return None if not alts else alts[0] if len(alts) == 1 else Alt(tuple(alts))
+    if isinstance(node, Alt):
+        parts = [p for p in (nonempty(x) for x in node.items) if p is not None]
+        return None if not parts else parts[0] if len(parts) == 1 else Alt(tuple(parts))
+    if isinstance(node, Repeat):
+        head = nonempty(node.item)
+        if head is None or node.max == 0:
+            return None
+        rest = Repeat(node.item, max(node.min - 1, 0), None if node.max is None else node.max - 1)
+        return Seq((head, rest))
+    raise TypeError(node)
 
 
 def _clean(name: str) -> str:

@@ -192,24 +192,24 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
     nt_id = {n: n_terms + i for i, n in enumerate(nonterms)}
     int_rules: list[tuple[int, tuple[int, ...]]] = [(nt_id[nonterms[0]], (nt_id[grammar.start],))]
     for r in rules:
-        int_rules.append((nt_id[r.lhs], tuple(term_id[s.name] if isinstance(s, T) else nt_id[s.name] for s in r.rhs)))
+        int_rules.append((nt_id[r.lhs], tuple(term_id[x.name] if isinstance(x, T) else nt_id[x.name] for x in r.rhs)))
     rule_start = np.zeros(len(int_rules) + 1, dtype=np.int32)
-    for i, (_, rhs) in enumerate(int_rules):
-        rule_start[i + 1] = rule_start[i] + len(rhs) + 1
+    for i, (_, syms) in enumerate(int_rules):
+        rule_start[i + 1] = rule_start[i] + len(syms) + 1
     dotted_next = np.full(int(rule_start[-1]), -1, dtype=np.int32)
     dotted_lhs = np.zeros(int(rule_start[-1]), dtype=np.int32)
     rules_of: list[list[int]] = [[] for _ in nonterms]
-    for i, (lhs, rhs) in enumerate(int_rules):
+    for i, (lhs, syms) in enumerate(int_rules):
         base = int(rule_start[i])
-        dotted_next[base : base + len(rhs)] = rhs
-        dotted_lhs[base : base + len(rhs) + 1] = lhs
+        dotted_next[base : base + len(syms)] = syms
+        dotted_lhs[base : base + len(syms) + 1] = lhs
         rules_of[lhs - n_terms].append(i)
     nullable = np.zeros(len(nonterms), dtype=bool)
     changed = True
     while changed:
         changed = False
-        for lhs, rhs in int_rules:
-            if not nullable[lhs - n_terms] and all(s >= n_terms and nullable[s - n_terms] for s in rhs):
+        for lhs, syms in int_rules:
+            if not nullable[lhs - n_terms] and all(x >= n_terms and nullable[x - n_terms] for x in syms):
                 nullable[lhs - n_terms] = True
                 changed = True
     return GrammarTables(

@@ -259,7 +259,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                             nmiss[0] = nm + 1
                     else:
                         u = merged
-        if u == -2 and res_node.shape[0] > 0:  # resume here once the missing step is known
+        if u == -2 and res_node.shape[0] > 0 and nres[0] >= 0:  # resume here once the missing step is known
             r = nres[0]
             nt = nres[1]
             if r < res_node.shape[0] and nt + (hi - lo) <= res_c.shape[0]:

@@ -68,7 +68,7 @@ def lark_to_grammar(text: str, start: str = "start", import_paths: list[str] | N
             raise GrammarError(f"terminal {t.name}: {e}") from None
     ir_rules = []
     for r in rules:
-        rhs = []
+        rhs: list[T | N] = []
         for s in r.expansion:
             if s.is_term:
                 if s.name not in defined:

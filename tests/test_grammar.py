@@ -1,0 +1,193 @@
+"""Grammar constraints: engine semantics on small grammars, token-level soundness and completeness."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from conftest import compiler
+from helpers import random_tokenization, walk
+
+import constrain
+from constrain.bitmask import bitmask_to_ids, bitmask_words
+from constrain.errors import GrammarError
+from constrain.gbnf import gbnf_to_grammar
+from constrain.grammar_ir import GrammarBuilder
+from constrain.grammar_sampler import sample_strings
+from constrain.lark_frontend import lark_to_grammar
+from constrain.vocab import Vocabulary
+
+TOY = [b"a", b"b", b"ab", b"ba", b"(", b")", b"()", b"((", b"))", b" ", b"", b"x", b"1", b"12", b"+", b"2"]
+EOS = 10
+
+
+@pytest.fixture(scope="module")
+def toy() -> constrain.Compiler:
+    return constrain.Compiler(vocab=Vocabulary.from_token_bytes(TOY, eos_token_ids=[EOS]))
+
+
+def allowed(m: constrain.Matcher) -> set[bytes]:
+    bm = np.zeros((1, bitmask_words(m.vocab_size)), np.int32)
+    m.fill_bitmask(bm, 0)
+    return {TOY[i] if i != EOS else b"<eos>" for i in bitmask_to_ids(bm[0], m.vocab_size).tolist()}
+
+
+def test_ambiguous_and_left_recursive(toy: constrain.Compiler) -> None:
+    c = toy.lark("start: s\ns: s s | \"a\" | \"(\" s \")\"")
+    m = c.matcher()
+    assert allowed(m) == {b"a", b"(", b"(("}
+    assert m.advance(TOY.index(b"(")) and m.advance(TOY.index(b"a"))
+    assert allowed(m) == {b"a", b"(", b")", b"(("}
+    assert m.advance(TOY.index(b")")) and m.accepting
+    assert b"<eos>" in allowed(m)
+
+
+def test_nullable_start_and_empty_language(toy: constrain.Compiler) -> None:
+    c = toy.gbnf('root ::= "(" root ")" | ""')
+    m = c.matcher()
+    assert m.accepting and allowed(m) == {b"(", b"()", b"((", b"<eos>"}
+    with pytest.raises(GrammarError, match="empty"):
+        toy.lark("start: a\na: \"(\" a")
+
+
+def test_lexemes_may_split_anywhere(toy: constrain.Compiler) -> None:
+    """No greedy commitment: 'ab' may be one NAME or two; tokens may span several lexemes."""
+    c = toy.lark("start: NAME NAME\nNAME: /[ab]+/")
+    m = c.matcher()
+    assert m.advance(TOY.index(b"ab"))
+    assert m.accepting  # "a" "b"
+    assert m.advance(TOY.index(b"ba")) and m.accepting
+
+
+def test_ignore_between_tokens(toy: constrain.Compiler) -> None:
+    c = toy.lark('start: "a" "b"\n%ignore " "')
+    m = c.matcher()
+    assert m.advance(TOY.index(b" ")) and m.advance(TOY.index(b"a")) and m.advance(TOY.index(b" "))
+    assert not m.accepting and m.advance(TOY.index(b"b")) and m.accepting
+    assert m.advance(TOY.index(b" ")) and m.accepting
+
+
+def test_priorities_and_terminal_names_do_not_change_the_language(toy: constrain.Compiler) -> None:
+    c = toy.lark('start: KW | NAME\nKW.2: "ab"\nNAME: /[a-z]+/')
+    m = c.matcher()
+    assert m.advance(TOY.index(b"ab")) and m.accepting and m.advance(TOY.index(b"a"))
+
+
+def test_errors_name_the_place(toy: constrain.Compiler) -> None:
+    with pytest.raises(GrammarError) as e:
+        toy.lark('start: "a"\nb: "c" (')
+    assert e.value.line == 2
+    with pytest.raises(GrammarError, match="undefined rule 'nope'") as e2:
+        toy.gbnf('root ::= "a" nope')
+    assert e2.value.line == 1 and e2.value.column == 14
+    with pytest.raises(GrammarError, match="root"):
+        toy.gbnf('start ::= "a"')
+    with pytest.raises(GrammarError, match="lookahead"):
+        toy.lark("start: /a(?=b)/")
+    with pytest.raises(GrammarError, match="no pattern"):
+        toy.lark("start: _NL\n%declare _NL")
+    with pytest.raises(GrammarError, match="start rule"):
+        toy.lark('x: "a"')
+    assert toy.lark('start: "a"').matcher().accepts_text("a")  # the compiler stays healthy
+
+
+def test_rollback_and_fork_match_replay(toy: constrain.Compiler) -> None:
+    c = toy.lark("start: s\ns: s \"+\" t | t\nt: NUM | \"(\" s \")\"\nNUM: /[0-9]+/")
+    rng = random.Random(1)
+    m = c.matcher()
+    seq: list[int] = []
+    for _ in range(40):
+        ids = [i for i in range(len(TOY)) if i != EOS and m.allows(i)]
+        t = rng.choice(ids)
+        assert m.advance(t)
+        seq.append(t)
+        if rng.random() < 0.3 and seq:
+            k = rng.randint(1, len(seq))
+            m.rollback(k)
+            del seq[-k:]
+        fresh = c.matcher()
+        assert fresh.advance_many(seq) == len(seq)
+        assert fresh.state == m.state and allowed(fresh) == allowed(m)
+    f = m.fork()
+    before = allowed(m)
+    for i in range(len(TOY)):
+        if i != EOS and f.advance(i):
+            break
+    assert allowed(m) == before
+
+
+JSON_LARK = r"""
+?start: value
+?value: object | array | string | SIGNED_NUMBER | "true" | "false" | "null"
+array  : "[" [value ("," value)*] "]"
+object : "{" [pair ("," pair)*] "}"
+pair   : string ":" value
+string : ESCAPED_STRING
+%import common.ESCAPED_STRING
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+"""
+
+
+@pytest.mark.parametrize("name", ["smollm2", "llama3"])
+def test_json_grammar_on_real_tokenizers(name: str) -> None:
+    comp = compiler(name)
+    c = comp.lark(JSON_LARK)
+    strings = sample_strings(lark_to_grammar(JSON_LARK), 40, seed=3, byte_alphabet=comp.vocab.byte_alphabet)
+    strings += ['{"a": [1, 2.5e-3, null], "b": {"c": "d\\"e"}}', "[]", ' {"x":true} ']
+    tok = comp.tokenizer
+    rng = random.Random(0)
+    for s in strings:
+        ok, k = walk(c, tok.encode(s, add_special_tokens=False))
+        assert ok, (s, k)
+        ok, k = walk(c, random_tokenization(comp.vocab, s.encode(), rng))
+        assert ok, (s, k)
+    for bad in ['{"a" 1}', "[1,]", '{"a": tru}', '"unterminated', "[1 2]"]:
+        ok, _ = walk(c, tok.encode(bad, add_special_tokens=False))
+        assert not ok, bad
+
+
+def test_masks_match_advance_on_a_gbnf_grammar() -> None:
+    comp = compiler("smollm2")
+    text = 'root ::= item ("," item)*\nitem ::= [a-z]+ | "(" root ")"'
+    c = comp.gbnf(text)
+    rng = np.random.default_rng(0)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    for _ in range(5):
+        m = c.matcher()
+        for _ in range(25):
+            m.fill_bitmask(bm, 0)
+            ids = bitmask_to_ids(bm[0], c.vocab_size)
+            assert ids.size
+            # every allowed token advances, a sample of the others does not
+            for t in rng.choice(ids, size=min(20, ids.size), replace=False).tolist():
+                assert m.fork().advance(t)
+            others = np.setdiff1d(np.arange(c.vocab_size), ids)
+            for t in rng.choice(others, size=20, replace=False).tolist():
+                assert not m.fork().advance(t)
+            t = int(rng.choice(ids))
+            if t in c.vocab.eos_token_ids:
+                break
+            assert m.advance(t)
+        gbnf_to_grammar(text)
+
+
+def test_builder_grammars_and_lark_export_agree() -> None:
+    import lark
+
+    b = GrammarBuilder()
+    num = b.terminal(r"[0-9]+")
+    item = b.alt(num, b.literal("x"))
+    lst = b.separated(item, b.literal(","), lo=1)
+    g = b.build(b.seq(b.literal("["), lst, b.literal("]")))
+    ref = lark.Lark(g.to_lark(), parser="earley", lexer="dynamic_complete")
+    c = compiler("smollm2").grammar(g)
+    for s in ["[1,x,22]", "[x]", "[]", "[1,]", "[1x]", "[,1]"]:
+        try:
+            ref.parse(s)
+            expected = True
+        except lark.exceptions.LarkError:
+            expected = False
+        assert c.matcher().accepts_text(s) == expected, s

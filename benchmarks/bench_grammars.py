@@ -98,7 +98,7 @@ def main() -> None:
     for name in a.engines.split(","):
         try:
             engines.append(factories[name](tok))
-        except Exception as e:  # noqa: BLE001 - a missing engine is reported and skipped
+        except Exception as e:
             print(f"# {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
 
     vocab = constrain.Compiler(tok).vocab
@@ -111,7 +111,7 @@ def main() -> None:
         try:
             ir = gbnf_to_grammar(text) if kind == "gbnf" else lark_to_grammar(text, import_paths=[str(path.parent)])
             strings = sample_strings(ir, a.samples, seed=0, byte_alphabet=vocab.byte_alphabet)
-        except Exception as e:  # noqa: BLE001 - grammars we cannot load are listed, not benchmarked
+        except Exception as e:
             rows.append({"grammar": gname, "error": f"{type(e).__name__}: {str(e)[:100]}"})
             continue
         walks = [tok.encode(s, add_special_tokens=False) for s in strings]
@@ -122,7 +122,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 compiled = e.compile(kind, case)
                 compile_ms = (time.perf_counter() - t0) * 1e3
-            except Exception as ex:  # noqa: BLE001
+            except Exception as ex:
                 row[e.name] = {"error": f"{type(ex).__name__}: {str(ex)[:100]}"}
                 continue
             times: list[float] = []

@@ -42,6 +42,7 @@ __all__ = [
     "allocate_bitmask",
     "bitmask_words",
     "generate",
+    "generate_object",
     "load_default_model",
     "load_default_tokenizer",
 ]
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from constrain.generation import ConstrainedLogitsProcessor, generate
     from constrain.matcher import Matcher
     from constrain.model import load_default_model, load_default_tokenizer
+    from constrain.structured import generate_object
     from constrain.vocab import Vocabulary
 
 

@@ -350,11 +350,14 @@ def gbnf_to_grammar(text: str) -> Grammar:
     return inline_regular_rules(g)
 
 
-def inline_regular_rules(g: Grammar, max_nodes: int = 2000) -> Grammar:
-    """Replace non-recursive rules that only use terminals (transitively) by one terminal each.
+def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
+    """Replace rules whose language is regular by one terminal each: rules that only use terminals and
+    such rules, and left- or right-recursive rules of the form ``x: a | x b`` / ``x: a | b x`` with
+    regular ``a`` and ``b`` (``a b*`` and ``b* a``, which is what repetition helpers are).
 
     Valid for grammars without ignored terminals (the language is scannerless, so merging lexemes does
-    not change it). Rules whose regex would exceed ``max_nodes`` tree nodes stay rules.
+    not change it), and it matters for speed: fewer, longer lexemes mean fewer parser steps per
+    token. Rules whose regex would exceed ``max_nodes`` tree nodes stay rules.
     """
     if g.ignore:
         return g
@@ -362,23 +365,48 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 2000) -> Grammar:
     by_lhs: dict[str, list[tuple[Symbol, ...]]] = {}
     for r in g.rules:
         by_lhs.setdefault(r.lhs, []).append(r.rhs)
+
+    def as_node(rhs: tuple[Symbol, ...]) -> Node | None:
+        """The regex of a sequence of terminals and regular rules, or None."""
+        parts: list[Node] = []
+        for sym in rhs:
+            x = g.terminals[sym.name] if isinstance(sym, T) else regex.get(sym.name)
+            if not isinstance(x, Node):  # a rule not (yet) regular, or a DFA terminal
+                return None
+            parts.append(x)
+        return parts[0] if len(parts) == 1 else Seq(tuple(parts))
+
+    def alt(nodes: list[Node]) -> Node:
+        return nodes[0] if len(nodes) == 1 else Alt(tuple(nodes))
+
     changed = True
     while changed:
         changed = False
         for nt, alts in by_lhs.items():
             if nt in regex or nt == g.start:
                 continue
-            if all(all(isinstance(s, T) or s.name in regex for s in rhs) for rhs in alts):
-                pieces = [[g.terminals[s.name] if isinstance(s, T) else regex[s.name] for s in rhs] for rhs in alts]
-                if any(not isinstance(x, Node) for seq in pieces for x in seq):
-                    continue  # DFA terminals cannot be spliced into a regex tree
-                nodes = [tuple(x for x in seq if isinstance(x, Node)) for seq in pieces]
-                parts = [seq[0] if len(seq) == 1 else Seq(seq) for seq in nodes]
-                node = parts[0] if len(parts) == 1 else Alt(tuple(parts))
-                if _size(node) > max_nodes:
-                    continue
-                regex[nt] = node
-                changed = True
+            self_ref = N(nt)
+            left = [rhs[1:] for rhs in alts if rhs[:1] == (self_ref,)]
+            right = [rhs[:-1] for rhs in alts if rhs[-1:] == (self_ref,) and rhs[:1] != (self_ref,)]
+            base = [rhs for rhs in alts if self_ref not in rhs]
+            if len(left) + len(right) + len(base) != len(alts) or (left and right) or not base:
+                continue
+            base_nodes = [as_node(rhs) for rhs in base]
+            loop_nodes = [as_node(rhs) for rhs in left or right]
+            if any(x is None for x in base_nodes + loop_nodes):
+                continue
+            node = alt([x for x in base_nodes if x is not None])
+            if loop_nodes:
+                body = alt([x for x in loop_nodes if x is not None])
+                if body == node:  # x: a | x a  is  a+
+                    node = Repeat(node, 1, None)
+                else:
+                    loop = Repeat(body, 0, None)
+                    node = Seq((node, loop)) if left else Seq((loop, node))
+            if _size(node) > max_nodes:
+                continue
+            regex[nt] = node
+            changed = True
     if not regex:
         return g
     b = GrammarBuilder()

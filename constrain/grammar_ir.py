@@ -119,36 +119,44 @@ class Grammar:
             alts = [" ".join(names[s.name] if isinstance(s, N) else tnames[s.name] for s in r.rhs)
                     for r in self.rules_of(nt)]
             lines.append(f"{names[nt]}: " + "\n    | ".join(alts))
+        aux: list[str] = []
         for t, node in self.terminals.items():
             if isinstance(node, ByteDFA):
                 raise GrammarError(f"terminal {t!r} is a DFA; only regex terminals can be written as Lark")
-            lines.append(f"{tnames[t]}: {_lark_expr(node)}")
+            lines.append(f"{tnames[t]}: {_lark_expr(node, aux)}")
+        lines += aux
         for t in self.ignore:
-            lines.append(f"%ignore /{to_python_regex(nonempty(self.terminals[t]) or self.terminals[t])}/s")  # type: ignore[arg-type]
+            node = self.terminals[t]
+            assert not isinstance(node, ByteDFA)
+            lines.append(f"%ignore /{to_python_regex(nonempty(node) or node)}/s")
         return "\n".join(lines) + "\n"
 
 
-def _lark_expr(node: Node) -> str:
-    """A regex tree as a Lark EBNF expression over one-character terminals."""
+def _lark_expr(node: Node, aux: list[str]) -> str:
+    """A regex tree as a Lark expression over one-character terminals; alternatives and repetitions
+    become helper rules in ``aux`` (lark expands groups, ``~ m..n`` and ``[...]`` combinatorially)."""
     if isinstance(node, CharSet):
         return f"/{to_python_regex(node)}/s"
     if isinstance(node, Seq):
-        return "(" + " ".join(_lark_expr(x) for x in node.items) + ")" if node.items else "empty__"
-    if isinstance(node, Alt):
-        return "(" + " | ".join(_lark_expr(x) for x in node.items) + ")"
+        return "(" + " ".join(_lark_expr(x, aux) for x in node.items) + ")" if node.items else "empty__"
+    if isinstance(node, Alt):  # a rule, not an inline group: lark multiplies out groups in sequences
+        k = len(aux)
+        aux.append("")  # reserve the slot: the alternatives may add rules of their own
+        aux[k] = f"alt{k}__: " + " | ".join(_lark_expr(x, aux) for x in node.items)
+        return f"alt{k}__"
     if isinstance(node, Repeat):
-        inner = _lark_expr(node.item)
+        inner = _lark_expr(node.item, aux)
+        head = " ".join([inner] * node.min) if node.min else "empty__"
         if node.max is None:
-            if node.min <= 1:
-                return f"({inner})" + ("*" if node.min == 0 else "+")
-            return f"({inner} ~ {node.min} ({inner})*)"
-        if node.max == 0:
-            return "empty__"
-        if node.min == node.max:
-            return f"({inner} ~ {node.min})"
-        if node.min == 0:
-            return f"[{inner} ~ 1..{node.max}]"
-        return f"({inner} ~ {node.min}..{node.max})"
+            star = f"rep{len(aux)}__"
+            aux.append(f"{star}: empty__ | {star} {inner}")
+            return f"({head} {star})"
+        tail = "empty__"
+        for _ in range(node.max - node.min):
+            name = f"rep{len(aux)}__"
+            aux.append(f"{name}: empty__ | {inner} {tail}")
+            tail = name
+        return f"({head} {tail})"
     raise TypeError(node)
 
 

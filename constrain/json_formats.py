@@ -364,7 +364,9 @@ class _EcmaParser:
                     return 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00)
                 self.i = save
             return cp
-        if c and (c in _SYNTAX):
+        if c and (c in _SYNTAX or not (c.isascii() and c.isalnum())):
+            # syntax characters; other punctuation too, as ECMA-262 Annex B (and every JSON Schema
+            # validator in practice) reads "\," or "\@" as the character itself
             self.i += 1
             return ord(c)
         return None

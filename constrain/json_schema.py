@@ -58,6 +58,11 @@ class _Unsupported(Exception):
     """A keyword we cannot enforce exactly (turned into SchemaError or a warning at the keyword)."""
 
 
+class _Cycle(_Unsupported):
+    """A reference needed while it is being resolved: a real loop (``A = allOf[A]``), or an emptiness
+    proof that went too deep. Never relaxed at the keyword where it surfaces."""
+
+
 # ================================================================ the intermediate representation
 @dataclass(frozen=True, eq=False)
 class Ref:
@@ -83,13 +88,17 @@ class Obj:
     """Objects: named ``props`` (a FALSE schema forbids the key), then ``extra`` classes of other keys.
 
     ``extra`` holds disjoint (key language, value schema) pairs for keys not in ``props``; a key in no
-    class is forbidden. ``propertyNames`` is already folded into both."""
+    class is forbidden. ``propertyNames`` is already folded into both. Key languages may include named
+    keys: emission removes those from ``extra`` and ``witness`` languages."""
 
     props: tuple[tuple[str, Schema], ...]
     required: frozenset[str]
     extra: tuple[tuple[Lang, Schema], ...]
     min_props: int
     max_props: int | None
+    witness: tuple[tuple[Lang, Schema], ...] = ()
+    """Each (key language, value schema): some key outside ``props`` in that language has such a value
+    (what the complement of ``additionalProperties``/``patternProperties`` needs)."""
 
     def value_for(self, name: str) -> Schema | None:
         """The schema a value under key ``name`` must match (None: the key is forbidden)."""
@@ -331,7 +340,8 @@ class _Converter:
         return self._mk(Arr, tuple(prefix), items, min_items, max_items, cs)  # type: ignore[no-any-return]
 
     def obj(self, props: Sequence[tuple[str, Schema]], required: frozenset[str],
-            extra: Sequence[tuple[Lang, Schema]] | None, min_props: int, max_props: int | None) -> Obj | None:
+            extra: Sequence[tuple[Lang, Schema]] | None, min_props: int, max_props: int | None,
+            witness: Sequence[tuple[Lang, Schema]] = ()) -> Obj | None:
         """An object alternative, normalised; None if it has no instance."""
         extra_t = ((top("str"), self.TRUE),) if extra is None else tuple(extra)
         extra_t = tuple((k, v) for k, v in extra_t if not v.is_false and not k.is_bottom)
@@ -346,7 +356,12 @@ class _Converter:
             return None
         if not extra_t and min_props > sum(1 for _, v in props_t if not v.is_false):
             return None
-        return self._mk(Obj, props_t, required, extra_t, min_props, max_props)  # type: ignore[no-any-return]
+        wit = tuple(dict.fromkeys((k, v) for k, v in witness))
+        if any(v.is_false or k.is_bottom for k, v in wit) or (wit and not extra_t):
+            return None
+        if len(wit) > 3:
+            raise _Unsupported("more than 3 required unnamed properties (nested not/oneOf of objects)")
+        return self._mk(Obj, props_t, required, extra_t, min_props, max_props, wit)  # type: ignore[no-any-return]
 
     @staticmethod
     def _extra_value(extra: Sequence[tuple[Lang, Schema]], name: str) -> Schema | None:
@@ -365,7 +380,7 @@ class _Converter:
         if hit is not None:
             return hit
         if r.key in self._resolving:
-            raise _Unsupported(f"$ref cycle without progress through {r.label}")
+            raise _Cycle(f"$ref cycle without progress through {r.label}")
         self._resolving.add(r.key)
         try:
             s = self._thunks[r.key]()
@@ -406,7 +421,7 @@ class _Converter:
             return hit
         da, db = self.direct(a), self.direct(b)
         arrs = [x for p in da.arrs for q in db.arrs if (x := self._and_arr(p, q)) is not None]
-        objs = [x for p in da.objs for q in db.objs if (x := self._and_obj(p, q)) is not None]
+        objs = [x for p in da.objs for q in db.objs for x in self._and_obj(p, q)]
         out = self.schema_of(null=da.null and db.null, bools=da.bools & db.bools, num=land("num", da.num, db.num),
                              str=land("str", da.str, db.str), arrs=arrs, objs=objs)
         self._and[key] = out
@@ -431,7 +446,7 @@ class _Converter:
         return self.arr(prefix, self.meet(p.items, q.items), max(p.min_items, q.min_items), min(his) if his else None,
                         p.contains + q.contains)
 
-    def _and_obj(self, p: Obj, q: Obj) -> Obj | None:
+    def _and_obj(self, p: Obj, q: Obj) -> list[Obj]:
         names = list(dict.fromkeys([k for k, _ in p.props] + [k for k, _ in q.props]))
         props = []
         for k in names:
@@ -444,8 +459,26 @@ class _Converter:
                 if not jf.is_empty(k):
                     extra.append((k, self.meet(vp2, vq2)))
         his = [x for x in (p.max_props, q.max_props) if x is not None]
-        return self.obj(props, p.required | q.required, extra, max(p.min_props, q.min_props),
-                        min(his) if his else None)
+        required = p.required | q.required
+        lo, hi = max(p.min_props, q.min_props), min(his) if his else None
+        # a witness of one side is an unnamed key there, but may be a key the other side names
+        options: list[tuple[list[tuple[str, Schema]], frozenset[str], list[tuple[Lang, Schema]]]] = [
+            (props, required, [])]
+        for side, other in ((p, q), (q, p)):
+            own = {k for k, _ in side.props}
+            for kw, vw in side.witness:
+                grown = []
+                for pr, req, wit in options:
+                    grown.append((pr, req, [*wit, (land("str", kw, lnot(atom("str", "lits", frozenset(own)))), vw)]))
+                    for k, _ in other.props:
+                        if k not in own and jf.contains(kw, k):
+                            pr2 = [(n, self.meet(v, vw) if n == k else v) for n, v in pr]
+                            grown.append((pr2, req | {k}, wit))
+                options = grown
+                if len(options) > MAX_ALTERNATIVES:
+                    raise _Unsupported(f"more than {MAX_ALTERNATIVES} alternatives (not/oneOf of objects)")
+        out = [self.obj(pr, req, extra, lo, hi, wit) for pr, req, wit in options]
+        return [o for o in out if o is not None]
 
     def complement(self, s: Schema) -> Schema:
         """Every JSON value not in ``s``; raises _Unsupported where that is not expressible."""
@@ -490,7 +523,10 @@ class _Converter:
         for i, p in enumerate(a.prefix):
             if p is not self.TRUE:
                 out.append(self.arr([self.TRUE] * i + [self.negate(p)], None, i + 1, None, ()))
-        if a.items is not self.TRUE:
+        if a.items.is_false:
+            if a.max_items is None or a.max_items > len(a.prefix):
+                out.append(self.arr((), None, len(a.prefix) + 1, None, ()))
+        elif a.items is not self.TRUE:
             if a.prefix:
                 raise _Unsupported("complement of items after a prefix")
             out.append(self.arr((), None, 1, None, ((self.negate(a.items), 1, None),)))
@@ -503,8 +539,18 @@ class _Converter:
 
     def _not_obj(self, o: Obj) -> list[Schema]:
         out: list[Obj | None] = []
+        names = atom("str", "lits", frozenset(k for k, _ in o.props))
+        unnamed = lnot(names)
         if not (len(o.extra) == 1 and o.extra[0][0].is_top and o.extra[0][1] is self.TRUE):
-            raise _Unsupported("complement of additionalProperties, patternProperties or propertyNames")
+            # some unnamed key is in no class (forbidden), or in a class with a value outside it
+            outside = land("str", unnamed, *(lnot(k) for k, _ in o.extra))
+            out.append(self.obj((), frozenset(), None, 0, None, [(outside, self.TRUE)]))
+            for k, v in o.extra:
+                if v is not self.TRUE:
+                    out.append(self.obj((), frozenset(), None, 0, None, [(land("str", k, unnamed), self.negate(v))]))
+        for kw, vw in o.witness:  # no unnamed key in kw has a value in vw
+            domain = land("str", kw, unnamed)
+            out.append(self.obj((), frozenset(), [(domain, self.negate(vw)), (lnot(domain), self.TRUE)], 0, None))
         for k in sorted(o.required):
             out.append(self.obj([(k, self.FALSE)], frozenset(), None, 0, None))
         for k, v in o.props:
@@ -534,7 +580,8 @@ class _Converter:
             if not any(self.is_empty(x) for x in need) and not any(lo > 0 and self.is_empty(c) for c, lo, _ in a.contains):
                 return False
         for o in s.objs:
-            if not any(self.is_empty(v) for k, v in o.props if k in o.required):
+            if not any(self.is_empty(v) for k, v in o.props if k in o.required) and not any(
+                    jf.is_empty(k) or self.is_empty(v) for k, v in o.witness):
                 return False
         for r in s.refs:
             try:
@@ -566,6 +613,15 @@ class _Converter:
             hit = self._translate(node, inner)
             self._memo[key] = hit
         return hit
+
+    def sub(self, node: Any, ctx: _Ctx) -> Schema:
+        """A schema for nested values (properties, items, ...): translated now, or deferred behind a Ref if
+        that needs a reference still being resolved (a recursive definition checking its own oneOf)."""
+        try:
+            return self.translate(node, ctx)
+        except _Cycle:
+            return self.ref(("sub", id(node), ctx.base, ctx.draft), ctx.pointer.rsplit("/", 1)[-1] or "sub",
+                            lambda: self.translate(node, ctx))
 
     def _ref(self, node: dict[str, Any], keyword: str, ctx: _Ctx) -> Schema | None:
         value = node[keyword]
@@ -630,6 +686,8 @@ class _Converter:
             sub = self.translate(node["not"], ctx.at("not"))
             try:
                 parts.append(self.complement(sub))
+            except _Cycle:
+                raise
             except _Unsupported as e:
                 self.unsupported("not", ctx, str(e))
         if d >= 7 and "if" in node:
@@ -642,6 +700,8 @@ class _Converter:
         try:
             for p in sorted(parts, key=lambda p: bool(p.refs)):
                 out = self.intersect(out, p)
+        except _Cycle:
+            raise
         except _Unsupported as e:
             raise SchemaError(str(e), ctx.pointer) from None
         if node.get("nullable") is True:
@@ -771,16 +831,16 @@ class _Converter:
             pi = node["prefixItems"]
             if not isinstance(pi, list):
                 raise SchemaError("prefixItems must be an array", ctx.at("prefixItems").pointer)
-            prefix = [self.translate(x, ctx.at("prefixItems", i)) for i, x in enumerate(pi)]
+            prefix = [self.sub(x, ctx.at("prefixItems", i)) for i, x in enumerate(pi)]
         if isinstance(it, list):  # the tuple form of drafts up to 2019-09
-            prefix = [self.translate(x, ctx.at("items", i)) for i, x in enumerate(it)]
+            prefix = [self.sub(x, ctx.at("items", i)) for i, x in enumerate(it)]
             if "additionalItems" in node:
-                items = self.translate(node["additionalItems"], ctx.at("additionalItems"))
+                items = self.sub(node["additionalItems"], ctx.at("additionalItems"))
         elif it is not None:
-            items = self.translate(it, ctx.at("items"))
+            items = self.sub(it, ctx.at("items"))
         contains: list[tuple[Schema, int, int | None]] = []
         if "contains" in node and d >= 6:
-            c = self.translate(node["contains"], ctx.at("contains"))
+            c = self.sub(node["contains"], ctx.at("contains"))
             lo = self._count(node, "minContains", ctx) if d >= 2019 else None
             hi = self._count(node, "maxContains", ctx) if d >= 2019 else None
             contains.append((c, 1 if lo is None else lo, hi))
@@ -805,17 +865,17 @@ class _Converter:
             except RegexError as e:
                 self.unsupported("patternProperties", ctx, str(e))
                 continue
-            patterns.append((atom("str", "pattern", p), self.translate(sub, ctx.at("patternProperties", p))))
+            patterns.append((atom("str", "pattern", p), self.sub(sub, ctx.at("patternProperties", p))))
         additional = self.TRUE
         if "additionalProperties" in node:
-            additional = self.translate(node["additionalProperties"], ctx.at("additionalProperties"))
+            additional = self.sub(node["additionalProperties"], ctx.at("additionalProperties"))
         names = top("str")
         if "propertyNames" in node and ctx.draft >= 6:
             pn = self.direct(self.translate(node["propertyNames"], ctx.at("propertyNames")))
             names = pn.str
         props: list[tuple[str, Schema]] = []
         for k, sub in props_node.items():
-            v = self.translate(sub, ctx.at("properties", k))
+            v = self.sub(sub, ctx.at("properties", k))
             for lang, ps in patterns:
                 if jf.contains(lang, k):
                     v = self.meet(v, ps)
@@ -909,6 +969,8 @@ class _Converter:
                 return self.union(narrowed)
             try:  # S and B_i and not B_j == S and B_i and not (S and B_j): complement the simpler one
                 negs = [self.complement(s) for s in schemas]
+            except _Cycle:
+                raise
             except _Unsupported:
                 negs = [self.complement(s) for s in narrowed]
             branches = []
@@ -919,6 +981,8 @@ class _Converter:
                         b = self.intersect(b, negs[j])
                 branches.append(b)
             return self.union(branches)
+        except _Cycle:
+            raise
         except _Unsupported as e:
             self.unsupported("oneOf", ctx, f"branches may overlap and {e}")
             return self.union(schemas)
@@ -931,6 +995,8 @@ class _Converter:
             return self.TRUE
         try:
             neg = self.complement(cond)
+        except _Cycle:
+            raise
         except _Unsupported as e:
             self.unsupported("if", ctx, str(e))
             return self.union([self.intersect(cond, then), other])
@@ -1246,16 +1312,24 @@ class _Emitter:
 
     def _obj(self, o: Obj, depth: int) -> N:
         named = [(k, v) for k, v in o.props if not v.is_false]
-        names = [k for k, _ in o.props]
-        extras: list[list[Symbol]] = []
+        unnamed = lnot(atom("str", "lits", frozenset(k for k, _ in o.props))) if o.props else top("str")
+        # extra members: (symbols, witnesses they satisfy); a key may satisfy several witnesses at once
+        extras: list[tuple[list[Symbol], int]] = []
+        nw = len(o.witness)
         for lang, v in o.extra:
-            k = land("str", lang, lnot(atom("str", "lits", frozenset(names)))) if names else lang
-            if jf.is_empty(k):
-                continue
-            extras.append([self.string(k), self.punct(":", depth), self.value(v, depth + 1)])
+            for wset in range(1 << nw):
+                k = land("str", lang, unnamed, *(o.witness[j][0] for j in range(nw) if wset >> j & 1))
+                val = v
+                for j in range(nw):
+                    if wset >> j & 1:
+                        val = self.c.meet(val, o.witness[j][1])
+                if val.is_false or jf.is_empty(k):
+                    continue
+                extras.append(([self.string(k), self.punct(":", depth), self.value(val, depth + 1)], wset))
         pairs = [[*self.key(k), self.value(v, depth + 1)] for k, v in named]
         required = [k in o.required for k, _ in named]
         n = len(named)
+        all_w = (1 << nw) - 1
         cap = o.max_props if o.max_props is not None else max(o.min_props, 1)
         if o.max_props is not None and not extras and o.max_props >= n:
             cap = max(o.min_props, 1)
@@ -1268,54 +1342,42 @@ class _Emitter:
                 return c if c <= cap else None
             return min(c, cap)
 
-        if self.opt.any_order and n > 1:
-            if (1 << n) * (cap + 1) > MAX_STATES:
-                raise SchemaError(f"any_order with {n} properties needs too many grammar states")
+        any_order = self.opt.any_order and n > 1
+        if any_order and (1 << n) * (cap + 1) * (all_w + 1) > MAX_STATES:
+            raise SchemaError(f"any_order with {n} properties needs too many grammar states")
 
-            def step(state: Hashable) -> list[tuple[Hashable, list[Symbol] | None]]:
-                used, c = state  # type: ignore[misc]
-                out: list[tuple[Hashable, list[Symbol] | None]] = []
-                nc = bump(c)
-                if nc is None:
-                    return out
-                sep = [comma] if c > 0 else []
-                for j in range(n):
-                    if not used >> j & 1:
-                        out.append(((used | 1 << j, nc), [*sep, *pairs[j]]))
-                out += [((used, nc), [*sep, *x]) for x in extras]
+        def step(state: Hashable) -> list[tuple[Hashable, list[Symbol] | None]]:
+            # any_order: pos is the set of named properties used; else the index of the next one
+            pos, c, w = state  # type: ignore[misc]
+            out: list[tuple[Hashable, list[Symbol] | None]] = []
+            nc = bump(c)
+            sep = [comma] if c > 0 else []
+            if any_order:
+                if nc is not None:
+                    out += [((pos | 1 << j, nc, w), [*sep, *pairs[j]]) for j in range(n) if not pos >> j & 1]
+            elif pos < n:
+                if not required[pos]:
+                    out.append(((pos + 1, c, w), None))
+                if nc is not None:
+                    out.append(((pos + 1, nc, w), [*sep, *pairs[pos]]))
                 return out
+            if nc is not None:
+                out += [((pos, nc, w | ws), [*sep, *syms]) for syms, ws in extras]
+            return out
 
-            def final(state: Hashable) -> bool:
-                used, c = state  # type: ignore[misc]
-                return all(used >> j & 1 for j in range(n) if required[j]) and c >= o.min_props
+        def final(state: Hashable) -> bool:
+            pos, c, w = state  # type: ignore[misc]
+            if any_order:
+                done = all(pos >> j & 1 for j in range(n) if required[j])
+            else:
+                done = pos == n
+            return bool(done and c >= o.min_props and w == all_w)
 
-            start: Hashable = (0, 0)
-        else:
-
-            def step(state: Hashable) -> list[tuple[Hashable, list[Symbol] | None]]:
-                i, c = state  # type: ignore[misc]
-                out: list[tuple[Hashable, list[Symbol] | None]] = []
-                nc = bump(c)
-                sep = [comma] if c > 0 else []
-                if i < n:
-                    if not required[i]:
-                        out.append(((i + 1, c), None))
-                    if nc is not None:
-                        out.append(((i + 1, nc), [*sep, *pairs[i]]))
-                elif nc is not None:
-                    out += [((n, nc), [*sep, *x]) for x in extras]
-                return out
-
-            def final(state: Hashable) -> bool:
-                i, c = state  # type: ignore[misc]
-                return bool(i == n and c >= o.min_props)
-
-            start = (0, 0)
-        finals = self._machine(start, step, final, "object_members")
+        finals = self._machine((0, 0, 0), step, final, "object_members")
         rule = self.rule("object")
         if not finals:
             self.b.add(rule, [rule])
-        for (_, c), nt in finals:  # type: ignore[misc]
+        for (_, c, _), nt in finals:  # type: ignore[misc]
             if c == 0:
                 self.b.add(rule, self.empty("{}"))
             else:

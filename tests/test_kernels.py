@@ -491,5 +491,5 @@ def test_import_is_cheap() -> None:
     """``import constrain.kernels`` must not pull in triton or numba (CPU-only hosts, start-up time)."""
     code = "import sys, constrain.kernels; print('triton' in sys.modules, 'numba' in sys.modules)"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import constrain
 from constrain.generation import generate_result
+
+# the console script beside this interpreter (the venv's bin/), not whatever PATH finds first
+CONSTRAIN = str(Path(sys.executable).with_name("constrain"))
 
 
 @pytest.mark.slow
@@ -45,7 +50,7 @@ def test_generate_with_a_predicate_and_top_k() -> None:
 @pytest.mark.slow
 def test_cli_sampler_flags() -> None:
     out = subprocess.run(
-        ["constrain", "generate", "--regex", "(yes|no)", "--sampler", "smc", "--particles", "2", "--seed", "1",
+        [CONSTRAIN, "generate", "--regex", "(yes|no)", "--sampler", "smc", "--particles", "2", "--seed", "1",
          "--json", "Is the sky blue?"],
         capture_output=True, text=True, check=True,
     )
@@ -55,6 +60,6 @@ def test_cli_sampler_flags() -> None:
 
 def test_cli_rejects_an_unknown_sampler() -> None:
     out = subprocess.run(
-        ["constrain", "generate", "--regex", "a", "--sampler", "beam", "hi"], capture_output=True, text=True
+        [CONSTRAIN, "generate", "--regex", "a", "--sampler", "beam", "hi"], capture_output=True, text=True
     )
     assert out.returncode == 2 and "invalid choice" in out.stderr

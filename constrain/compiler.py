@@ -196,5 +196,17 @@ class Compiler:
             schema = schema.model_json_schema()
         elif isinstance(schema, (str, bytes)):
             schema = json.loads(schema)
-        key = ("json", json.dumps(schema, sort_keys=True), json.dumps(options, sort_keys=True, default=str))
+        key = ("json", _canonical(schema), _canonical(options))
         return self._cached(key, lambda: self.grammar(schema_to_grammar(schema, **options), kind="json_schema"))
+
+
+def _canonical(v: Any) -> Any:
+    """A hashable cache key for a JSON-like value that keeps types apart (1, 1.0, True, "1", Decimal)."""
+    if isinstance(v, dict):
+        return ("dict", tuple(sorted((str(k), _canonical(x)) for k, x in v.items())))
+    if isinstance(v, (list, tuple)):
+        return ("list", tuple(_canonical(x) for x in v))
+    if isinstance(v, (str, int, float, bool, type(None))) or hasattr(v, "as_tuple"):
+        return (type(v).__name__, v)
+    return (type(v).__name__, repr(v))
+

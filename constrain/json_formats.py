@@ -348,7 +348,8 @@ class _EcmaParser:
             if self.peek() == "{":
                 end = self.p.find("}", self.i)
                 digits = self.p[self.i + 1 : end] if end > 0 else ""
-                if not digits or any(d not in "0123456789abcdefABCDEF" for d in digits) or int(digits, 16) > MAX_CODE_POINT:
+                if (not digits or any(d not in "0123456789abcdefABCDEF" for d in digits)
+                        or int(digits, 16) > MAX_CODE_POINT):
                     raise self.error("bad \\u{...} escape")
                 self.i = end + 1
                 return int(digits, 16)
@@ -477,7 +478,7 @@ def _sequences(node: Node) -> list[list[Node]]:
             if len(out) > 256:
                 raise RegexError("too many anchored alternatives")
         else:
-            out = [o + [it] for o in out]
+            out = [[*o, it] for o in out]
     return out
 
 
@@ -489,20 +490,20 @@ def pattern_node(pattern: str) -> Node:
     options: list[Node] = []
     for items in _sequences(tree):
         bos = eos = False
-        while items and isinstance(items[0], Anchor):
-            if items[0].kind == "$":
+        while items and isinstance(first := items[0], Anchor):
+            if first.kind == "$":
                 if any(not _nullable(x) for x in items[1:] if not isinstance(x, Anchor)):
                     items = [CharSet(())]  # '$' before something non-empty: nothing matches
                     break
                 eos = True
-            bos = bos or items[0].kind == "^"
+            bos = bos or first.kind == "^"
             items = items[1:]
-        while items and isinstance(items[-1], Anchor):
-            if items[-1].kind == "^" and any(not _nullable(x) for x in items[:-1] if not isinstance(x, Anchor)):
+        while items and isinstance(last := items[-1], Anchor):
+            if last.kind == "^" and any(not _nullable(x) for x in items[:-1] if not isinstance(x, Anchor)):
                 items = [CharSet(())]
                 break
-            eos = eos or items[-1].kind == "$"
-            bos = bos or items[-1].kind == "^"
+            eos = eos or last.kind == "$"
+            bos = bos or last.kind == "^"
             items = items[:-1]
         if any(_has_anchor(x) for x in items):
             raise RegexError("anchors are only supported at the start or end of an alternative", pattern)
@@ -789,9 +790,11 @@ def _magnitudes(lo: Decimal | None, lo_incl: bool, hi: Decimal | None, hi_incl: 
 def _int_magnitudes(lo: Decimal | None, lo_incl: bool, hi: Decimal | None, hi_incl: bool,
                     fraction: bool = True) -> Node | None:
     """Spellings ``I(.0+)?`` (``I`` alone if not ``fraction``) of the non-negative integers between the bounds."""
-    a = 0 if lo is None else (math.floor(Fraction(lo)) + 1 if not lo_incl and lo == int(lo) else math.ceil(Fraction(lo)))
+    a = 0 if lo is None else (
+        math.floor(Fraction(lo)) + 1 if not lo_incl and lo == int(lo) else math.ceil(Fraction(lo)))
     a = max(a, 0)
-    b = None if hi is None else (math.ceil(Fraction(hi)) - 1 if not hi_incl and hi == int(hi) else math.floor(Fraction(hi)))
+    b = None if hi is None else (
+        math.ceil(Fraction(hi)) - 1 if not hi_incl and hi == int(hi) else math.floor(Fraction(hi)))
     node = uint_range(a, b)
     if node is None or not fraction:
         return node
@@ -814,11 +817,11 @@ def number_range(lo: Decimal | None, lo_incl: bool, hi: Decimal | None, hi_incl:
                    hi, hi_incl)
         if pos is not None:
             parts.append(pos)
-        if (lo is None or lo < zero or (lo == zero and lo_incl)) and (hi is None or hi >= zero):
-            if hi is None or hi > zero or hi_incl:  # negative zero: "-0", "-0.0"
-                z = mags(zero, True, zero, True)
-                if z is not None:
-                    parts.append(seq(literal("-"), z))
+        if ((lo is None or lo < zero or (lo == zero and lo_incl)) and (hi is None or hi >= zero)
+                and (hi is None or hi > zero or hi_incl)):  # negative zero: "-0", "-0.0"
+            z = mags(zero, True, zero, True)
+            if z is not None:
+                parts.append(seq(literal("-"), z))
     if lo is None or lo < zero:
         # negative values: magnitude m = -x in (max(0, -hi), -lo]
         m_lo, m_lo_incl = (zero, False) if hi is None or hi >= zero else (hi.copy_negate(), hi_incl)
@@ -998,21 +1001,25 @@ def node_length(node: Node) -> tuple[int, int | None]:
     if isinstance(node, CharSet):
         return (1, 1) if node.ranges else (0, 0)
     if isinstance(node, Seq):
-        lo, hi = 0, 0
+        lo, hi_s = 0, 0
+        unbounded = False
         for it in node.items:
             a, b = node_length(it)
             lo += a
-            hi = None if hi is None or b is None else hi + b
-        return lo, hi
+            if b is None:
+                unbounded = True
+            else:
+                hi_s += b
+        return lo, None if unbounded else hi_s
     if isinstance(node, Alt):
         ls = [node_length(it) for it in node.items]
-        return min(a for a, _ in ls), (None if any(b is None for _, b in ls) else max(b for _, b in ls))  # type: ignore[type-var]
+        his = [b for _, b in ls if b is not None]
+        return min(a for a, _ in ls), None if len(his) < len(ls) else max(his)
     if isinstance(node, Repeat):
         a, b = node_length(node.item)
-        hi = None if node.max is None or b is None else b * node.max
-        if node.max is None and b == 0:
-            hi = 0
-        return a * node.min, hi
+        if b == 0:
+            return 0, 0
+        return a * node.min, None if node.max is None or b is None else b * node.max
     return 0, 0
 
 
@@ -1116,7 +1123,8 @@ def _sorted(xs: list[Lang]) -> tuple[Lang, ...]:
     return tuple(sorted(dict.fromkeys(xs), key=repr))
 
 
-def _tighter(a: tuple[Decimal | None, bool], b: tuple[Decimal | None, bool], lower: bool) -> tuple[Decimal | None, bool]:
+def _tighter(a: tuple[Decimal | None, bool], b: tuple[Decimal | None, bool],
+             lower: bool) -> tuple[Decimal | None, bool]:
     if a[0] is None:
         return b
     if b[0] is None:

@@ -34,6 +34,9 @@ from constrain.grammar_ir import Grammar, GrammarBuilder, N, Symbol, T
 from constrain.json_formats import Lang, atom, bottom, land, lnot, lor, top
 from constrain.regex import Repeat
 
+State = tuple[int, ...]
+"""A state of the counting machine of one object or array."""
+
 DEFAULT_BASE = "https://constrain.invalid/schema.json"
 MAX_ALTERNATIVES = 64
 """Most object (or array) alternatives one schema may expand to (allOf over anyOf multiplies them)."""
@@ -279,6 +282,7 @@ class _Converter:
         self.opt = options
         draft = options.draft or (draft_of(root.get("$schema")) if isinstance(root, dict) else None) or 2020
         self.resolver = _Resolver(root, draft, resources)
+        self._check_vocabulary(root)
         self._intern: dict[Hashable, Any] = {}
         self._memo: dict[Hashable, Schema] = {}
         self._thunks: dict[Hashable, Callable[[], Schema]] = {}
@@ -299,6 +303,20 @@ class _Converter:
         self._intern[(Schema, True, frozenset({True, False}), top("num"), top("str"), (any_arr,), (any_obj,), ())] = \
             self.TRUE
         self.root = self.translate(root, self.resolver.root_ctx)
+
+    def _check_vocabulary(self, root: Any) -> None:
+        """Refuse a custom meta-schema whose ``$vocabulary`` leaves out one whose keywords we would enforce
+        (its instances are not constrained by them, and enforcing them anyway would reject valid ones)."""
+        uri = root.get("$schema") if isinstance(root, dict) else None
+        if not isinstance(uri, str) or draft_of(uri) is not None:
+            return
+        meta = self.resolver.docs.get(urldefrag(uri)[0])
+        vocab = meta[0].get("$vocabulary") if meta is not None and isinstance(meta[0], dict) else None
+        if not isinstance(vocab, dict):
+            return
+        for name in ("applicator", "validation"):
+            if not any(k.rstrip("/").endswith("/vocab/" + name) for k in vocab):
+                raise SchemaError(f"meta-schema {uri} leaves out the {name} vocabulary", "/$schema")
 
     # ------------------------------------------------------------ interning
     def _mk(self, cls: type, *fields: Any) -> Any:
@@ -455,9 +473,9 @@ class _Converter:
         extra = []
         for kp, vp2 in p.extra:
             for kq, vq2 in q.extra:
-                k = land("str", kp, kq)
-                if not jf.is_empty(k):
-                    extra.append((k, self.meet(vp2, vq2)))
+                kl = land("str", kp, kq)
+                if not jf.is_empty(kl):
+                    extra.append((kl, self.meet(vp2, vq2)))
         his = [x for x in (p.max_props, q.max_props) if x is not None]
         required = p.required | q.required
         lo, hi = max(p.min_props, q.min_props), min(his) if his else None
@@ -543,11 +561,12 @@ class _Converter:
         unnamed = lnot(names)
         if not (len(o.extra) == 1 and o.extra[0][0].is_top and o.extra[0][1] is self.TRUE):
             # some unnamed key is in no class (forbidden), or in a class with a value outside it
-            outside = land("str", unnamed, *(lnot(k) for k, _ in o.extra))
+            outside = land("str", unnamed, *(lnot(kl) for kl, _ in o.extra))
             out.append(self.obj((), frozenset(), None, 0, None, [(outside, self.TRUE)]))
-            for k, v in o.extra:
+            for kl, v in o.extra:
                 if v is not self.TRUE:
-                    out.append(self.obj((), frozenset(), None, 0, None, [(land("str", k, unnamed), self.negate(v))]))
+                    out.append(self.obj((), frozenset(), None, 0, None,
+                                        [(land("str", kl, unnamed), self.negate(v))]))
         for kw, vw in o.witness:  # no unnamed key in kw has a value in vw
             domain = land("str", kw, unnamed)
             out.append(self.obj((), frozenset(), [(domain, self.negate(vw)), (lnot(domain), self.TRUE)], 0, None))
@@ -577,7 +596,8 @@ class _Converter:
             return False
         for a in s.arrs:
             need = [a.prefix[i] if i < len(a.prefix) else a.items for i in range(min(a.min_items, len(a.prefix) + 1))]
-            if not any(self.is_empty(x) for x in need) and not any(lo > 0 and self.is_empty(c) for c, lo, _ in a.contains):
+            if not any(self.is_empty(x) for x in need) and not any(
+                    lo > 0 and self.is_empty(c) for c, lo, _ in a.contains):
                 return False
         for o in s.objs:
             if not any(self.is_empty(v) for k, v in o.props if k in o.required) and not any(
@@ -741,7 +761,8 @@ class _Converter:
             self.where.setdefault(strl, ctx.pointer)
         arrs = [a for a in [self._array(node, ctx)] if a is not None] if "array" in types else []
         objs = [o for o in [self._object(node, ctx)] if o is not None] if "object" in types else []
-        return self.schema_of(null="null" in types, bools=frozenset({True, False}) if "boolean" in types else frozenset(),
+        bools = frozenset({True, False}) if "boolean" in types else frozenset()
+        return self.schema_of(null="null" in types, bools=bools,
                               num=num, str=strl, arrs=arrs, objs=objs)
 
     # numbers ---------------------------------------------------
@@ -1040,7 +1061,8 @@ class _Emitter:
         self._containers: dict[tuple[int, int], N] = {}
         self._pending: list[tuple[N, Ref, int]] = []
         self._k = 0
-        self.ws = None if opt.whitespace == "compact" or opt.indent is not None else f"[ \\t\\n\\r]{{0,{opt.max_whitespace}}}"
+        flexible = opt.whitespace == "flexible" and opt.indent is None
+        self.ws = f"[ \\t\\n\\r]{{0,{opt.max_whitespace}}}" if flexible else None
 
     def rule(self, base: str) -> N:
         """A new nonterminal with a unique name (the builder's own renaming is quadratic)."""
@@ -1098,7 +1120,8 @@ class _Emitter:
 
         esc = re.escape(text)
         ws = self.ws
-        pattern = {"{": f"{esc}{ws}", "[": f"{esc}{ws}", "}": f"{ws}{esc}", "]": f"{ws}{esc}"}.get(text, f"{ws}{esc}{ws}")
+        forms = {"{": f"{esc}{ws}", "[": f"{esc}{ws}", "}": f"{ws}{esc}", "]": f"{ws}{esc}"}
+        pattern = forms.get(text, f"{ws}{esc}{ws}")
         return self.b.terminal(pattern)
 
     def empty(self, text: str) -> list[Symbol]:
@@ -1206,14 +1229,14 @@ class _Emitter:
         return [self.literal(text), self.punct(":")]
 
     # containers --------------------------------------------------------
-    def _machine(self, start: Hashable, step: Callable[[Hashable], list[tuple[Hashable, list[Symbol] | None]]],
-                 final: Callable[[Hashable], bool], name: str) -> list[tuple[Hashable, N]]:
+    def _machine(self, start: State, step: Callable[[State], list[tuple[State, list[Symbol] | None]]],
+                 final: Callable[[State], bool], name: str) -> list[tuple[State, N]]:
         """Left-recursive rules for the strings of a finite machine: ``N_s`` derives everything that leads from
         ``start`` to ``s``; ``step(s)`` lists (next state, symbols or None for an epsilon move).
         Returns the final states with their nonterminals (states that cannot reach a final are dropped)."""
         states = [start]
         seen = {start}
-        edges: list[tuple[Hashable, Hashable, list[Symbol] | None]] = []
+        edges: list[tuple[State, State, list[Symbol] | None]] = []
         i = 0
         while i < len(states):
             s = states[i]
@@ -1259,18 +1282,17 @@ class _Emitter:
         if len(a.contains) > 1:
             raise SchemaError("more than one contains constraint on one array is not supported")
         cont = a.contains[0] if a.contains else None
-        if cont is not None:
-            c_schema, c_lo, c_hi = cont
-            c_cap = c_hi + 1 if c_hi is not None else c_lo
-            c_yes = {}
-            c_no = {}
+        c_schema, c_lo, c_hi = cont if cont is not None else (self.c.TRUE, 0, None)
+        c_cap = c_hi + 1 if c_hi is not None else c_lo
+        c_yes: dict[int, Schema] = {}
+        c_no: dict[int, Schema] = {}
         comma = self.punct(",", depth)
 
         def elem_schema(i: int) -> Schema:
             return a.prefix[i] if i < len(a.prefix) else a.items
 
-        def step(state: Hashable) -> list[tuple[Hashable, list[Symbol] | None]]:
-            i, c = state  # type: ignore[misc]
+        def step(state: State) -> list[tuple[State, list[Symbol] | None]]:
+            i, c = state
             if a.max_items is not None and i >= a.max_items:
                 return []
             e = elem_schema(i)
@@ -1280,7 +1302,7 @@ class _Emitter:
             sep = [comma] if i > 0 else []
             if cont is None:
                 return [((ni, 0), [*sep, self.value(e, depth + 1)])]
-            out: list[tuple[Hashable, list[Symbol] | None]] = []
+            out: list[tuple[State, list[Symbol] | None]] = []
             if id(e) not in c_yes:
                 c_yes[id(e)] = self.c.meet(e, c_schema)
                 try:
@@ -1295,15 +1317,15 @@ class _Emitter:
             out.append(((ni, c), [*sep, self.value(c_no[id(e)], depth + 1)]))
             return out
 
-        def final(state: Hashable) -> bool:
-            i, c = state  # type: ignore[misc]
+        def final(state: State) -> bool:
+            i, c = state
             return bool(i >= a.min_items and (cont is None or c >= cont[1]))
 
         finals = self._machine((0, 0), step, final, "array_items")
         rule = self.rule("array")
         if not finals:
             self.b.add(rule, [rule])
-        for (i, _), nt in finals:  # type: ignore[misc]
+        for (i, _), nt in finals:
             if i == 0:
                 self.b.add(rule, self.empty("[]"))
             else:
@@ -1346,10 +1368,10 @@ class _Emitter:
         if any_order and (1 << n) * (cap + 1) * (all_w + 1) > MAX_STATES:
             raise SchemaError(f"any_order with {n} properties needs too many grammar states")
 
-        def step(state: Hashable) -> list[tuple[Hashable, list[Symbol] | None]]:
+        def step(state: State) -> list[tuple[State, list[Symbol] | None]]:
             # any_order: pos is the set of named properties used; else the index of the next one
-            pos, c, w = state  # type: ignore[misc]
-            out: list[tuple[Hashable, list[Symbol] | None]] = []
+            pos, c, w = state
+            out: list[tuple[State, list[Symbol] | None]] = []
             nc = bump(c)
             sep = [comma] if c > 0 else []
             if any_order:
@@ -1365,8 +1387,8 @@ class _Emitter:
                 out += [((pos, nc, w | ws), [*sep, *syms]) for syms, ws in extras]
             return out
 
-        def final(state: Hashable) -> bool:
-            pos, c, w = state  # type: ignore[misc]
+        def final(state: State) -> bool:
+            pos, c, w = state
             if any_order:
                 done = all(pos >> j & 1 for j in range(n) if required[j])
             else:
@@ -1377,7 +1399,7 @@ class _Emitter:
         rule = self.rule("object")
         if not finals:
             self.b.add(rule, [rule])
-        for (_, c, _), nt in finals:  # type: ignore[misc]
+        for (_, c, _), nt in finals:
             if c == 0:
                 self.b.add(rule, self.empty("{}"))
             else:

@@ -99,11 +99,35 @@ def _points_to_ranges(points: list[int]) -> Ranges:
 
 
 @cache
+def _all_code_points() -> str:
+    """Every code point but the surrogates, in order, as one string (index ``i`` is ``i`` below 0xD800)."""
+    import numpy as np
+
+    cps = np.concatenate([np.arange(0xD800, dtype="<u4"), np.arange(0xE000, MAX_CODE_POINT + 1, dtype="<u4")])
+    return cps.tobytes().decode("utf-32-le")
+
+
+@cache
 def unicode_class(name: str) -> Ranges:
-    """Code points that Python's ``re`` matches with ``\\d``, ``\\w`` or ``\\s`` in a str pattern."""
-    cps = [c for c in range(MAX_CODE_POINT + 1) if not 0xD800 <= c <= 0xDFFF]
-    text = "".join(map(chr, cps))
-    return _points_to_ranges([cps[m.start()] for m in re.finditer("\\" + name, text)])
+    """Code points that Python's ``re`` matches with ``\\d``, ``\\w`` or ``\\s`` in a str pattern.
+
+    Asked of ``re`` itself over all code points, one match per run of members (fast: this is paid on
+    the first compile that uses the class).
+    """
+    text = _all_code_points()
+    gap = 0xE000 - 0xD800
+
+    def cp(i: int) -> int:
+        return i if i < 0xD800 else i + gap
+
+    out: list[tuple[int, int]] = []
+    for m in re.finditer("\\" + name + "+", text):
+        a, b = m.start(), m.end() - 1
+        if a < 0xD800 <= b:  # a run across the surrogate gap is two ranges
+            out += [(a, 0xD7FF), (0xE000, cp(b))]
+        else:
+            out.append((cp(a), cp(b)))
+    return normalize(out)
 
 
 @lru_cache(maxsize=1)

@@ -55,6 +55,21 @@ def default_grammars() -> list[tuple[str, str, Path]]:
     return out
 
 
+_WARMUP_GBNF = r"""root ::= value
+value ::= "[" ws (value ("," ws value)*)? "]" | "{" ws (str ":" ws value ("," ws str ":" ws value)*)? "}" | str | num
+str ::= "\"" [a-z ]* "\""
+num ::= [0-9]+ ("." [0-9]+)?
+ws ::= " "?
+"""
+_WARMUP_LARK = r"""start: value
+?value: "[" [value ("," value)*] "]" | "{" [pair ("," pair)*] "}" | STR | NUM
+pair: STR ":" value
+STR: /"[a-z ]*"/
+NUM: /[0-9]+(\.[0-9]+)?/
+%ignore " "
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokenizer", default="smollm2")
@@ -100,6 +115,14 @@ def main() -> None:
             engines.append(factories[name](tok))
         except Exception as e:
             print(f"# {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
+
+    # one-time process costs (numba code loaded from its cache, per-tokenizer tables) are not any grammar's
+    for e in engines:
+        for wkind, wcase in (("gbnf", {"gbnf": _WARMUP_GBNF}), ("lark", {"lark": _WARMUP_LARK})):
+            try:
+                e.walk(e.compile(wkind, wcase), tok.encode('[1, "a b", {"c": 2.5}]', add_special_tokens=False))
+            except Exception as ex:
+                print(f"# {e.name}: warm-up failed ({type(ex).__name__}: {ex})", file=sys.stderr)
 
     vocab = constrain.Compiler(tok).vocab
     rows = []

@@ -27,13 +27,9 @@ from constrain.earley import EarleyParser
 from constrain.errors import LimitError
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
-    EMPTY_KEY,
     MAX_MISSES,
-    UNION_MISS,
+    REFRESH,
     cross_walk,
-    table_put,
-    table_rehash,
-    union_key,
     walk_bytes,
     walk_jobs,
 )
@@ -109,15 +105,9 @@ class GrammarAutomaton(TokenAutomaton):
         self._local.append(0)
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_starts = [int(self._term_start[t]) for t in range(tables.n_terms) if tables.term_ignore[t]]
-        # parser tables mirrored for numba (grown from Python)
-        self._pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
-        self._pvals = np.full(1 << 12, -1, np.int64)
-        self._p_count = 0
-        self._col_eid = np.zeros(1 << 10, np.int64)
-        self._col_done = 0
-        self._eid_of: dict[tuple[int, ...], int] = {}
+        # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
-        self._eid_start = np.zeros(1, np.int64)  # per (expected set, first byte): see grammar_walk
+        self._eid_start = np.zeros(1, np.int64)  # see grammar_walk
         self._eid_gs = np.zeros(0, np.int64)
         self._write = threading.RLock()
         # states
@@ -128,46 +118,43 @@ class GrammarAutomaton(TokenAutomaton):
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
         self._steps: dict[tuple[int, int], int] = {}
-        self._sync_columns()
+        self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
 
     # ------------------------------------------------------------------ parser mirror
-    def _sync_columns(self) -> None:
-        """Give every parser column its expected-terminal set id (what a lexeme boundary spawns)."""
+    def _sync_eids(self) -> None:
+        """Spawn lists for the parser's new expected-terminal sets (what a lexeme boundary starts)."""
+        if self.parser.n_eids <= len(self._eid_sets):
+            return
         with self._write:
-            cols = self.parser.columns
-            n = len(cols)
-            if n > self._col_eid.shape[0]:
-                grown = np.zeros(max(n, 2 * self._col_eid.shape[0]), np.int64)
-                grown[: self._col_done] = self._col_eid[: self._col_done]
-                self._col_eid = grown
-            for c in range(self._col_done, n):
-                self._col_eid[c] = self._eid(cols[c].expected)
-            self._col_done = n
+            while len(self._eid_sets) < self.parser.n_eids:
+                self._add_eid(self.parser.expected_of_eid(len(self._eid_sets)))
 
-    def _eid(self, expected: tuple[int, ...]) -> int:
-        e = self._eid_of.get(expected)
-        if e is None:
-            starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
-            arr = np.array(sorted(set(starts)), np.int64)
-            e = len(self._eid_sets)
-            after = self._gtrans[arr]  # [starts, 256]: the state after each first byte
-            per_byte = [np.unique(col[col >= 0]) for col in after.T] if len(arr) else [arr] * 256
-            counts = np.array([len(x) for x in per_byte], np.int64)
-            starts = self._eid_start[-1] + np.cumsum(counts)
-            self._eid_start = np.concatenate([self._eid_start, starts])
-            self._eid_gs = np.concatenate([self._eid_gs, *per_byte]).astype(np.int64)
-            self._eid_sets.append(arr)
-            self._eid_of[expected] = e
-        return e
+    def _add_eid(self, expected: tuple[int, ...]) -> None:
+        starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
+        arr = np.array(sorted(set(starts)), np.int64)
+        after = self._gtrans[arr].T.astype(np.int64)  # [256, starts]: the state after each first byte
+        after.sort(axis=1)
+        keep = after >= 0
+        keep[:, 1:] &= after[:, 1:] != after[:, :-1]  # distinct states per byte
+        counts = keep.sum(axis=1)
+        starts_ = self._eid_start[-1] + np.cumsum(counts)
+        eid_start = np.concatenate([self._eid_start, starts_])
+        self._eid_gs = np.concatenate([self._eid_gs, after[keep]])
+        self._eid_start = eid_start  # published last: walks check their eid against its length
+        self._eid_sets.append(arr)
+
+    def _col_eid(self, column: int) -> int:
+        self._sync_eids()
+        return self.parser.eid(column)
 
     def _advance(self, column: int, term: int) -> int:
-        """Parser column after ``term`` completes at ``column``; mirrored into the numba table."""
+        """Parser column after ``term`` completes at ``column`` (memoised in the table walks read)."""
         if self._tignore[term]:
             return column
         c2 = self.parser.advance(column, term)
-        self._put(column * self._n_terms1 + term, c2)
+        self._sync_eids()
         return c2
 
     # ------------------------------------------------------------------ states
@@ -204,43 +191,34 @@ class GrammarAutomaton(TokenAutomaton):
         cols, gs = self._states[state]
         return list(zip(cols.tolist(), gs.tolist()))
 
-    def _walk_args(self) -> tuple[Any, ...]:
-        return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, self._pkeys, self._pvals,
-                self._col_eid, self._eid_start, self._eid_gs)
+    def _walk_args(self, write: bool) -> tuple[Any, ...]:
+        """Arguments of the numba walks. With ``write`` (the caller holds the parser's lock) the walk
+        computes missing parser steps itself; else it reports them as misses."""
+        p = self.parser
+        pkeys, pvals = p.pkeys, p.pvals  # first: columns in this memo table are in the arrays read after it
+        state = p.state()
+        eid_start, eid_gs = self._eid_start, self._eid_gs
+        return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, pkeys, pvals,
+                state[21], eid_start, eid_gs, state, write)
 
     def _fill_misses(self, misses: I64, nmiss: I64) -> bool:
         """Compute the parser steps a walk lacked; True if there were any (the walk must run again)."""
         n = int(nmiss[0])
-        for a, b in misses[:n].tolist():
-            if b <= UNION_MISS:
-                self._union(a, UNION_MISS - b)
-            else:
-                self._advance(a, b)
         nmiss[0] = 0
-        return n > 0
+        if n == 0:
+            return False
+        req = misses[:n]
+        steps = req[:, 1] != REFRESH
+        if steps.any():
+            self.parser.steps(np.ascontiguousarray(req[steps, 0]), np.ascontiguousarray(req[steps, 1]))
+        self._sync_eids()
+        return True
 
     @staticmethod
     def _grow(cap: int) -> int:
         if cap >= MAX_THREADS:
             raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
         return cap * 4
-
-    def _union(self, a: int, b: int) -> int:
-        u = self.parser.union(a, b)
-        self._put(int(union_key(a, b)), u)
-        return u
-
-    def _put(self, key: int, value: int) -> None:
-        with self._write:
-            if self._p_count * 2 >= self._pkeys.shape[0]:
-                keys = np.full(self._pkeys.shape[0] * 2, EMPTY_KEY, np.int64)
-                vals = np.full(self._pkeys.shape[0] * 2, -1, np.int64)
-                table_rehash(self._pkeys, self._pvals, keys, vals)
-                self._pkeys, self._pvals = keys, vals
-            table_put(self._pkeys, self._pvals, key, value)
-            self._p_count += 1
-        if self.parser.n_columns > self._col_done:
-            self._sync_columns()
 
     def step(self, state: int, token: int) -> int:
         key = (state, token)
@@ -259,13 +237,19 @@ class GrammarAutomaton(TokenAutomaton):
         arr = np.frombuffer(data, dtype=np.uint8)
         cap = max(_CAP0, 2 * len(cols))
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        while True:
-            out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(), cap, misses, nmiss)  # type: ignore[call-arg]
-            if nmiss[0] < 0:
-                nmiss[0] = 0
-                cap = self._grow(cap)
-            elif not self._fill_misses(misses, nmiss):
-                break
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            while True:
+                out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(write), cap, misses,  # type: ignore[call-arg]
+                                          nmiss)
+                if nmiss[0] < 0:
+                    nmiss[0] = 0
+                    cap = self._grow(cap)
+                elif not self._fill_misses(misses, nmiss):
+                    break
+        finally:
+            if write:
+                self.parser.lock.release()
         if out_c.shape[0] == 0:
             return -1
         return self._intern(out_c, out_g)
@@ -294,7 +278,7 @@ class GrammarAutomaton(TokenAutomaton):
             if self._gacc[g]:
                 c2 = self._advance(c, int(self._gterm[g]))
                 if c2 >= 0:
-                    e = int(self._col_eid[c2])
+                    e = self._col_eid(c2)
                     for s in self._eid_sets[e].tolist():
                         threads[(c2, s)] = None
         words = np.zeros(self.words, np.uint32)
@@ -305,7 +289,7 @@ class GrammarAutomaton(TokenAutomaton):
             c2 = self._advance(c, int(self._gterm[g]))
             if c2 < 0:
                 continue
-            e = int(self._col_eid[c2])
+            e = self._col_eid(c2)
             cross, nodes, states = self._cross_mask(g, e)
             if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly
                 self._walk(np.array([c], np.int64), np.array([g], np.int64), 0, words)
@@ -335,12 +319,21 @@ class GrammarAutomaton(TokenAutomaton):
 
     def _run_jobs(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32) -> None:
         """Run walks; where one lacked a parser step, compute it and resume at that trie node."""
-        trie = self.trie
-        cap = _CAP0
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         res_node, res_off = np.empty(_MAX_RESUMES, np.int64), np.zeros(_MAX_RESUMES + 1, np.int64)
         res_c, res_g = np.empty(_MAX_RESUMES * 16, np.int64), np.empty(_MAX_RESUMES * 16, np.int64)
         nres = np.zeros(2, np.int64)
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            self._run_jobs_locked(jobs, words, write, misses, nmiss, res_node, res_off, res_c, res_g, nres)
+        finally:
+            if write:
+                self.parser.lock.release()
+
+    def _run_jobs_locked(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32, write: bool, misses: I64,
+                         nmiss: I64, res_node: I64, res_off: I64, res_c: I64, res_g: I64, nres: I64) -> None:
+        trie = self.trie
+        cap = _CAP0
         while jobs:
             job_c = np.concatenate([j[0] for j in jobs])
             job_g = np.concatenate([j[1] for j in jobs])
@@ -350,7 +343,7 @@ class GrammarAutomaton(TokenAutomaton):
             nres[:] = 0
             ok = walk_jobs(  # type: ignore[call-arg]
                 job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
-                trie.token_start, trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth,
+                trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
                 misses, nmiss, res_node, res_off, res_c, res_g, nres)
             if not ok:
                 cap = self._grow(cap)

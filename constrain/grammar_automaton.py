@@ -282,6 +282,8 @@ class GrammarAutomaton(TokenAutomaton):
                     for s in self._eid_sets[e].tolist():
                         threads[(c2, s)] = None
         words = np.zeros(self.words, np.uint32)
+        exact_c: list[int] = []
+        exact_g: list[int] = []
         for c, g in threads:
             if g == self.tables.eps_state:
                 continue
@@ -291,8 +293,9 @@ class GrammarAutomaton(TokenAutomaton):
                 continue
             e = self._col_eid(c2)
             cross, nodes, states = self._cross_mask(g, e)
-            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly
-                self._walk(np.array([c], np.int64), np.array([g], np.int64), 0, words)
+            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
+                exact_c.append(c)
+                exact_g.append(g)
                 continue
             words |= cross
             if len(nodes):
@@ -302,61 +305,59 @@ class GrammarAutomaton(TokenAutomaton):
                 cols3 = np.array([col_of[t] for t in terms.tolist()], np.int64)
                 keep = cols3 >= 0
                 self._walk_boundaries(nodes[keep], cols3[keep], words)
+        if exact_c:  # one walk for all of them: the trie is traversed once
+            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words)
         return words
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
         trie = self.trie
-        self._run_jobs([(cols, gs, int(trie.node_depth[node]), node + 1, int(trie.subtree_end[node]))], words)
+        one = np.ones(1, np.int64)
+        self._run_jobs(cols, gs, np.array([0, len(cols)], np.int64), trie.node_depth[node] * one, (node + 1) * one,
+                       trie.subtree_end[node] * one, words)
 
     def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
         """Lexeme boundaries at trie ``nodes`` with the parser at ``cols``: walk the tokens below each."""
         trie = self.trie
-        eps = np.array([self.tables.eps_state], np.int64)
-        jobs = [(np.array([c], np.int64), eps, int(trie.node_depth[m]), m + 1, int(trie.subtree_end[m]))
-                for m, c in zip(nodes.tolist(), cols.tolist())]
-        self._run_jobs(jobs, words)
+        n = len(nodes)
+        self._run_jobs(cols.astype(np.int64), np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1),
+                       trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
+                       words)
 
-    def _run_jobs(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32) -> None:
-        """Run walks; where one lacked a parser step, compute it and resume at that trie node."""
+    def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32) -> None:
+        """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at trie depth ``depth[k]`` over nodes
+        ``first[k]..end[k]``; where one lacked a parser step, compute it and resume at that trie node."""
+        trie = self.trie
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         res_node, res_off = np.empty(_MAX_RESUMES, np.int64), np.zeros(_MAX_RESUMES + 1, np.int64)
         res_c, res_g = np.empty(_MAX_RESUMES * 16, np.int64), np.empty(_MAX_RESUMES * 16, np.int64)
         nres = np.zeros(2, np.int64)
+        cap = _CAP0
         write = self.parser.lock.acquire(blocking=False)
         try:
-            self._run_jobs_locked(jobs, words, write, misses, nmiss, res_node, res_off, res_c, res_g, nres)
+            while len(first):
+                nres[:] = 0
+                ok = walk_jobs(  # type: ignore[call-arg]
+                    job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
+                    trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
+                    misses, nmiss, res_node, res_off, res_c, res_g, nres)
+                if not ok:
+                    cap = self._grow(cap)
+                    nmiss[0] = 0
+                    continue
+                resumable = nres[0] >= 0
+                if not self._fill_misses(misses, nmiss):
+                    return
+                if resumable:  # else everything again
+                    n = int(nres[0])
+                    job_off = res_off[: n + 1].copy()
+                    job_c, job_g = res_c[: job_off[-1]].copy(), res_g[: job_off[-1]].copy()
+                    first = res_node[:n].copy()
+                    depth = trie.node_depth[first].astype(np.int64) - 1
+                    end = trie.subtree_end[first].astype(np.int64)
         finally:
             if write:
                 self.parser.lock.release()
-
-    def _run_jobs_locked(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32, write: bool, misses: I64,
-                         nmiss: I64, res_node: I64, res_off: I64, res_c: I64, res_g: I64, nres: I64) -> None:
-        trie = self.trie
-        cap = _CAP0
-        while jobs:
-            job_c = np.concatenate([j[0] for j in jobs])
-            job_g = np.concatenate([j[1] for j in jobs])
-            job_off = np.zeros(len(jobs) + 1, np.int64)
-            np.cumsum([len(j[0]) for j in jobs], out=job_off[1:])
-            depth, first, end = (np.array([j[k] for j in jobs], np.int64) for k in (2, 3, 4))
-            nres[:] = 0
-            ok = walk_jobs(  # type: ignore[call-arg]
-                job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
-                trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
-                misses, nmiss, res_node, res_off, res_c, res_g, nres)
-            if not ok:
-                cap = self._grow(cap)
-                nmiss[0] = 0
-                continue
-            resumable = nres[0] >= 0
-            if not self._fill_misses(misses, nmiss):
-                return
-            if resumable:
-                n = int(nres[0])
-                jobs = [(res_c[res_off[r]:res_off[r + 1]].copy(), res_g[res_off[r]:res_off[r + 1]].copy(),
-                         int(trie.node_depth[res_node[r]]) - 1, int(res_node[r]), int(trie.subtree_end[res_node[r]]))
-                        for r in range(n)]
 
     def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
         key = (g, e)
@@ -367,13 +368,16 @@ class GrammarAutomaton(TokenAutomaton):
         out = np.zeros(self.words, np.uint32)
         nodes = np.empty(1 << 16, np.int64)
         states = np.empty(1 << 16, np.int64)
+        visited = np.zeros(1, np.int64)
         n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                        trie.token_start,
                        trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore, trie.max_depth, out,
-                       nodes, states)
+                       nodes, states, visited)
         result: tuple[U32 | None, I64, I64]
-        if n < 0 or (trie.subtree_end[nodes[:n]] - nodes[:n]).sum() > _MAX_SECOND_LEVEL_NODES:
-            # second boundaries everywhere (e.g. runs of whitespace lexemes): one exact walk is cheaper
+        second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
+        if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
+            # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
+            # below each costs more than one exact walk of the thread
             result = (None, nodes[:0], states[:0])
         else:
             out.setflags(write=False)

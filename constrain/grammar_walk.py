@@ -304,7 +304,8 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
 
 @numba.njit(cache=True, nogil=True)
 def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
-               gacc, gterm, tignore, max_depth, out, second_nodes, second_states):  # type: ignore[no-untyped-def]
+               gacc, gterm, tignore, max_depth, out, second_nodes, second_states,
+               visited):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
     The next lexeme is one of expected set ``e`` (what the parser expects after this terminal, plus the
@@ -312,7 +313,8 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     lexeme (whitespace) ending there spawns set ``e`` again, since it leaves the parser where it was.
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
     boundary), records (trie node, lexer state) for the caller, which needs the parser to continue.
-    Returns the number of such records, or -1 on overflow. Depends only on ``g0`` and ``e``."""
+    Returns the number of such records, or -1 on overflow; ``visited[0]`` counts the trie nodes walked
+    (about what an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
     ns = 0
     for b in range(256):
@@ -364,6 +366,7 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
         if g < 0 and c == 0:
             i = subtree_end[i]
             continue
+        visited[0] += 1
         if c > 0:
             for j in range(token_start[i], token_start[i + 1]):
                 t = node_tokens[j]

@@ -1,4 +1,4 @@
-"""An Earley parser over terminals whose chart columns are interned (hash-consed).
+"""An Earley parser over terminals whose chart columns are interned (hash-consed), built in numba.
 
 An Earley column is a set of items ``(dotted rule, origin column)``. We key a column by its *kernel*
 (the items reached by scanning or completing, each with a real origin column id); the items predicted
@@ -10,57 +10,450 @@ a lazily built deterministic automaton: ``advance(column, terminal)`` is memoise
 tenth element is parsed with exactly the columns of its second. Prediction closures are precomputed
 per nonterminal (Aycock-Horspool handling of nullable symbols), so building a new column only walks its
 kernel.
+
+Columns live in flat integer arrays (kernel items encoded as ``dotted << 32 | origin``) and are built
+by numba functions: ambiguous grammars (SMILES, character-level GBNF) create a column for nearly every
+text position a trie walk visits, so column construction must cost microseconds, not Python time. The
+memo of advances and unions is the open-addressing table the lexer walks of :mod:`grammar_walk` read
+(keys ``column * (n_terms + 1) + terminal`` and :func:`grammar_walk.union_key`). Each column also gets
+the id of its expected-terminal set (``col_eid``), interned the same way.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from typing import Any
 
+import numba
 import numpy as np
+import numpy.typing as npt
 
 from constrain.errors import LimitError
 from constrain.grammar_tables import GrammarTables
 
 MAX_COLUMNS = 4_000_000
 
+# ------------------------------------------------------------------ the memo table (read by grammar_walk)
+EMPTY_KEY = -1
+UNKNOWN = -2
+UNION_MISS = -4
+"""A union miss of columns ``a`` < ``b`` is reported as ``(a, UNION_MISS - b)``."""
+_UNION_FLAG = np.int64(1) << np.int64(62)
 
-@dataclass(eq=False)
-class Column:
-    id: int
-    kernel: tuple[tuple[int, int], ...]
-    """Items (dotted rule, origin column id), sorted."""
-    predicted: frozenset[int]
-    """Dotted rules predicted here (their origin is this column)."""
-    expected: tuple[int, ...]
-    """Terminals some item expects next (sorted)."""
-    accepting: bool
-    _waiting: dict[int, list[tuple[int, int]]] | None = field(default=None, repr=False)
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def union_key(a, b):  # type: ignore[no-untyped-def]
+    """Table key of the union of columns ``a`` < ``b`` (disjoint from advance keys ``c * (n_terms+1) + t``)."""
+    return _UNION_FLAG | (np.int64(a) << np.int64(31)) | np.int64(b)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(key, mask):  # type: ignore[no-untyped-def]
+    h = np.uint64(key) * _MIX
+    return np.int64((h >> np.uint64(20)) & np.uint64(mask))
+
+
+@numba.njit(cache=True, nogil=True)
+def table_get(keys, vals, key):  # type: ignore[no-untyped-def]
+    """Value for ``key`` or UNKNOWN."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return vals[i]
+        if k == EMPTY_KEY:
+            return UNKNOWN
+        i = (i + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def table_put(keys, vals, key, val):  # type: ignore[no-untyped-def]
+    """Insert (value first, then key, so a concurrent reader never sees a key without its value)."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key or k == EMPTY_KEY:  # noqa: SIM109 (numba)
+            vals[i] = val
+            keys[i] = key
+            return
+        i = (i + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def table_rehash(keys, vals, new_keys, new_vals):  # type: ignore[no-untyped-def]
+    for i in range(keys.shape[0]):
+        if keys[i] != EMPTY_KEY:
+            table_put(new_keys, new_vals, keys[i], vals[i])
+
+
+
+I64 = npt.NDArray[np.int64]
+
+_NEED_ROOM = -10
+"""Return code of the numba steps: an array lacks room (``need`` says which and how much)."""
+_SHIFT = np.int64(32)
+_LOW = np.int64(0xFFFFFFFF)
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+
+# counters in ``cnt``
+_N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB = range(8)
+# what ``need`` asks for (index: minimum size)
+_NEED_COLS, _NEED_ITEMS, _NEED_NTS, _NEED_EIDS, _NEED_ETERMS, _NEED_MEMO, _NEED_CTAB, _NEED_ETAB = range(8)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash(arr, lo, hi):  # type: ignore[no-untyped-def]
+    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(hi - lo)
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(arr[i])) * _M1
+        h ^= h >> np.uint64(31)
+    return np.int64(h >> np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def _range_of(cl_sym, lo, hi, sym):  # type: ignore[no-untyped-def]
+    """``[a, b)``: the entries of sorted ``cl_sym[lo:hi]`` equal to ``sym``."""
+    a, b = lo, hi
+    while a < b:
+        m = (a + b) >> 1
+        if cl_sym[m] < sym:
+            a = m + 1
+        else:
+            b = m
+    e = a
+    while e < hi and cl_sym[e] == sym:
+        e += 1
+    return a, e
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_add(table, key):  # type: ignore[no-untyped-def]
+    """Insert ``key`` (>= 0) into an open-addressing set; True if it was new."""
+    mask = table.shape[0] - 1
+    i = np.int64((np.uint64(key) * _M1) >> np.uint64(17)) & mask
+    while True:
+        k = table[i]
+        if k == key:
+            return False
+        if k == -1:
+            table[i] = key
+            return True
+        i = (i + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym,  # type: ignore[no-untyped-def]
+           cl_item, col_kstart, k_item, col_nstart, col_nts):
+    """The sorted kernel reached from ``agenda[:n_agenda]``: completions into origin columns and
+    nullable skips (see the module docstring)."""
+    size = 64
+    while size < 4 * n_agenda:
+        size *= 2
+    seen = np.full(size, -1, np.int64)
+    out = np.empty(size, np.int64)
+    n_out = 0
+    stack = agenda[:n_agenda].copy()
+    top = n_agenda
+    while top > 0:
+        top -= 1
+        item = stack[top]
+        if 2 * (n_out + 1) > seen.shape[0]:
+            seen2 = np.full(seen.shape[0] * 2, -1, np.int64)
+            for q in range(n_out):
+                _set_add(seen2, out[q])
+            seen = seen2
+            out2 = np.empty(seen.shape[0], np.int64)
+            out2[:n_out] = out[:n_out]
+            out = out2
+        if not _set_add(seen, item):
+            continue
+        out[n_out] = item
+        n_out += 1
+        d = item >> _SHIFT
+        o = item & _LOW
+        sym = dnext[d]
+        if sym < 0:  # complete: advance the items of the origin column that wait for this nonterminal
+            a_sym = dlhs[d]
+            if a_sym == start_symbol:
+                continue  # nothing waits for the augmented start symbol
+            # kernel items of o waiting for a_sym, then the predicted ones (origin o)
+            need = 0
+            for q in range(col_kstart[o], col_kstart[o + 1]):
+                if dnext[k_item[q] >> _SHIFT] == a_sym:
+                    need += 1
+            for q in range(col_nstart[o], col_nstart[o + 1]):
+                nt = col_nts[q] - n_terms
+                lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
+                need += hi - lo
+            if top + need > stack.shape[0]:
+                stack2 = np.empty(max(2 * stack.shape[0], top + need), np.int64)
+                stack2[:top] = stack[:top]
+                stack = stack2
+            for q in range(col_kstart[o], col_kstart[o + 1]):
+                it = k_item[q]
+                if dnext[it >> _SHIFT] == a_sym:
+                    stack[top] = it + (np.int64(1) << _SHIFT)
+                    top += 1
+            for q in range(col_nstart[o], col_nstart[o + 1]):
+                nt = col_nts[q] - n_terms
+                lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
+                for r in range(lo, hi):
+                    stack[top] = ((cl_item[r] + 1) << _SHIFT) | o
+                    top += 1
+        elif sym >= n_terms and nullable[sym - n_terms]:
+            if top >= stack.shape[0]:
+                stack2 = np.empty(2 * stack.shape[0] + 1, np.int64)
+                stack2[:top] = stack[:top]
+                stack = stack2
+            stack[top] = item + (np.int64(1) << _SHIFT)
+            top += 1
+    return np.sort(out[:n_out])
+
+
+@numba.njit(cache=True, nogil=True)
+def _intern(kernel, dnext, n_terms, final_item, cl_start, cl_sym, ce_start, ce_terms,  # type: ignore[no-untyped-def]
+            n_nt, cnt, need, col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid,
+            eset_start, eset_terms, eset_hash, ctab, etab):
+    """Id of the column with this (sorted) kernel, made if new; ``_NEED_ROOM`` if an array is full."""
+    n = kernel.shape[0]
+    h = _hash(kernel, 0, n)
+    mask = ctab.shape[0] - 1
+    i = h & mask
+    while True:
+        c = ctab[i]
+        if c == -1:
+            break
+        if col_hash[c] == h and col_kstart[c + 1] - col_kstart[c] == n:
+            same = True
+            base = col_kstart[c]
+            for q in range(n):
+                if k_item[base + q] != kernel[q]:
+                    same = False
+                    break
+            if same:
+                return c
+        i = (i + 1) & mask
+    # a new column: check room first (nothing is written unless everything fits)
+    nc = cnt[_N_COLS]
+    ok = True
+    if nc + 1 >= col_hash.shape[0]:
+        need[_NEED_COLS] = nc + 2
+        ok = False
+    if cnt[_N_ITEMS] + n > k_item.shape[0]:
+        need[_NEED_ITEMS] = cnt[_N_ITEMS] + n
+        ok = False
+    if cnt[_N_NTS] + n > col_nts.shape[0]:
+        need[_NEED_NTS] = cnt[_N_NTS] + n
+        ok = False
+    if 2 * (nc + 1) > ctab.shape[0]:
+        need[_NEED_CTAB] = 4 * (nc + 1)
+        ok = False
+    if cnt[_N_EIDS] + 1 >= eset_hash.shape[0]:
+        need[_NEED_EIDS] = cnt[_N_EIDS] + 2
+        ok = False
+    if cnt[_N_ETERMS] + n_terms > eset_terms.shape[0]:
+        need[_NEED_ETERMS] = cnt[_N_ETERMS] + n_terms
+        ok = False
+    if 2 * (cnt[_N_EIDS] + 1) > etab.shape[0]:
+        need[_NEED_ETAB] = 4 * (cnt[_N_EIDS] + 1)
+        ok = False
+    if not ok:
+        return _NEED_ROOM
+    # kernel, nonterminals after a dot (their closures are the predicted items), accepting
+    base = cnt[_N_ITEMS]
+    k_item[base : base + n] = kernel
+    nts = np.empty(n, np.int64)
+    n_nts = 0
+    terms = np.zeros(n_terms, np.bool_)
+    acc = False
+    for q in range(n):
+        d = kernel[q] >> _SHIFT
+        if d == final_item:
+            acc = True
+        sym = dnext[d]
+        if sym >= n_terms:
+            nts[n_nts] = sym
+            n_nts += 1
+        elif sym >= 0:
+            terms[sym] = True
+    nts = np.unique(nts[:n_nts])
+    nb = cnt[_N_NTS]
+    col_nts[nb : nb + nts.shape[0]] = nts
+    for q in range(nts.shape[0]):
+        nt = nts[q] - n_terms
+        for r in range(ce_start[nt], ce_start[nt + 1]):
+            terms[ce_terms[r]] = True
+    # the expected set's id
+    exp = np.nonzero(terms)[0].astype(np.int64)
+    eh = _hash(exp, 0, exp.shape[0])
+    emask = etab.shape[0] - 1
+    j = eh & emask
+    eid = -1
+    while True:
+        e = etab[j]
+        if e == -1:
+            break
+        if eset_hash[e] == eh and eset_start[e + 1] - eset_start[e] == exp.shape[0]:
+            same = True
+            eb = eset_start[e]
+            for q in range(exp.shape[0]):
+                if eset_terms[eb + q] != exp[q]:
+                    same = False
+                    break
+            if same:
+                eid = e
+                break
+        j = (j + 1) & emask
+    if eid < 0:
+        eid = cnt[_N_EIDS]
+        eb = cnt[_N_ETERMS]
+        eset_terms[eb : eb + exp.shape[0]] = exp
+        eset_start[eid + 1] = eb + exp.shape[0]
+        eset_hash[eid] = eh
+        cnt[_N_ETERMS] = eb + exp.shape[0]
+        cnt[_N_EIDS] = eid + 1
+        etab[j] = eid
+    col_hash[nc] = h
+    col_acc[nc] = acc
+    col_eid[nc] = eid
+    col_kstart[nc + 1] = base + n
+    col_nstart[nc + 1] = nb + nts.shape[0]
+    cnt[_N_ITEMS] = base + n
+    cnt[_N_NTS] = nb + nts.shape[0]
+    cnt[_N_COLS] = nc + 1
+    ctab[i] = nc
+    return nc
+
+
+@numba.njit(cache=True, nogil=True)
+def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
+    """One parser step, memoised in ``pkeys``/``pvals``: advance column ``a`` by terminal ``b``, or for
+    ``b <= UNION_MISS`` the union of columns ``a`` and ``UNION_MISS - b``. ``P`` is
+    :meth:`EarleyParser.state`. Returns the column (-1: no item expects ``b``) or ``_NEED_ROOM``
+    (nothing written; ``need`` says what to grow)."""
+    (dnext, dlhs, nullable, n_terms, n_terms1, start_symbol, final_item, cl_start, cl_sym, cl_item, ce_start,
+     ce_terms, n_nt, cnt, need, col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start,
+     eset_terms, eset_hash, ctab, etab) = P
+    if 2 * (cnt[_N_MEMO] + 1) > pkeys.shape[0]:
+        need[_NEED_MEMO] = 4 * (cnt[_N_MEMO] + 1)
+        return _NEED_ROOM
+    if b <= UNION_MISS:
+        b = UNION_MISS - b
+        lo_c = min(a, b)
+        hi_c = max(a, b)
+        key = union_key(lo_c, hi_c)
+        merged = np.concatenate((k_item[col_kstart[lo_c] : col_kstart[lo_c + 1]],
+                                 k_item[col_kstart[hi_c] : col_kstart[hi_c + 1]]))
+        kernel = np.unique(merged)
+    else:
+        key = a * n_terms1 + b
+        n_ag = 0
+        for q in range(col_kstart[a], col_kstart[a + 1]):
+            if dnext[k_item[q] >> _SHIFT] == b:
+                n_ag += 1
+        for q in range(col_nstart[a], col_nstart[a + 1]):
+            nt = col_nts[q] - n_terms
+            lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], b)
+            n_ag += hi - lo
+        if n_ag == 0:
+            table_put(pkeys, pvals, key, -1)
+            cnt[_N_MEMO] += 1
+            return -1
+        agenda = np.empty(n_ag, np.int64)
+        n_ag = 0
+        for q in range(col_kstart[a], col_kstart[a + 1]):
+            it = k_item[q]
+            if dnext[it >> _SHIFT] == b:
+                agenda[n_ag] = it + (np.int64(1) << _SHIFT)
+                n_ag += 1
+        for q in range(col_nstart[a], col_nstart[a + 1]):
+            nt = col_nts[q] - n_terms
+            lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], b)
+            for r in range(lo, hi):
+                agenda[n_ag] = ((cl_item[r] + 1) << _SHIFT) | a
+                n_ag += 1
+        kernel = _close(agenda, n_ag, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym, cl_item,
+                        col_kstart, k_item, col_nstart, col_nts)
+    c = _intern(kernel, dnext, n_terms, final_item, cl_start, cl_sym, ce_start, ce_terms, n_nt, cnt, need,
+                col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start, eset_terms,
+                eset_hash, ctab, etab)
+    if c == _NEED_ROOM:
+        return c
+    table_put(pkeys, pvals, key, c)
+    cnt[_N_MEMO] += 1
+    return c
+
+
+@numba.njit(cache=True, nogil=True)
+def _steps(req_a, req_b, P, pkeys, pvals, results):  # type: ignore[no-untyped-def]
+    """:func:`step1` for each request; returns how many were done (fewer on ``_NEED_ROOM``)."""
+    for k in range(req_a.shape[0]):
+        c = step1(P, req_a[k], req_b[k], pkeys, pvals)
+        if c == _NEED_ROOM:
+            return k
+        results[k] = c
+    return req_a.shape[0]
 
 
 class EarleyParser:
-    """Interned Earley columns for one grammar; thread-safe for concurrent readers and one writer."""
+    """Interned Earley columns for one grammar; thread-safe for concurrent readers and one writer.
+
+    Readers (the numba walks) take the arrays as they are when they start; growing an array replaces
+    it, and also replaces the memo table, so a reader never finds a memo entry whose column its arrays
+    lack."""
 
     def __init__(self, tables: GrammarTables) -> None:
         self.t = tables
         self.n_terms = tables.n_terms
-        self.columns: list[Column] = []
-        self._by_kernel: dict[tuple[tuple[int, int], ...], int] = {}
-        self._advance: dict[tuple[int, int], int] = {}
-        self._lock = threading.RLock()
-        self._dotted_next = tables.dotted_next.tolist()
-        self._dotted_lhs = tables.dotted_lhs.tolist()
-        self._nullable = tables.nullable.tolist()
-        self._closure, self._closure_expected = self._prediction_closures()
+        self.n_terms1 = tables.n_terms + 1
+        self.lock = threading.RLock()
+        dnext = tables.dotted_next
+        self._dnext = dnext.astype(np.int64)
+        self._dlhs = tables.dotted_lhs.astype(np.int64)
+        self._nullable = tables.nullable.astype(np.bool_)
+        self._n_nt = len(tables.nonterm_names)
         self._final_item = int(tables.rule_start[0]) + 1  # start' -> start .
+        self._closures()
+        self.cnt = np.zeros(8, np.int64)
+        self._need = np.zeros(8, np.int64)
+        self.col_kstart = np.zeros(1 << 10, np.int64)
+        self.k_item = np.zeros(1 << 12, np.int64)
+        self.col_nstart = np.zeros(1 << 10, np.int64)
+        self.col_nts = np.zeros(1 << 12, np.int64)
+        self.col_hash = np.zeros(1 << 10, np.int64)
+        self.col_acc = np.zeros(1 << 10, np.bool_)
+        self.col_eid = np.zeros(1 << 10, np.int64)
+        self.eset_start = np.zeros(1 << 8, np.int64)
+        self.eset_terms = np.zeros(max(1 << 10, 4 * self.n_terms), np.int64)
+        self.eset_hash = np.zeros(1 << 8, np.int64)
+        self._ctab = np.full(1 << 11, -1, np.int64)
+        self._etab = np.full(1 << 9, -1, np.int64)
+        self.pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
+        self.pvals = np.full(1 << 12, -1, np.int64)
         # the first column has id 0, so items predicted there have origin 0
-        self.initial = self._intern(self._close([(int(tables.rule_start[0]), 0)]))
+        start_item = np.array([np.int64(int(tables.rule_start[0])) << 32], np.int64)
+        kernel = _close(start_item, 1, self._dnext, self._dlhs, self._nullable, self.n_terms, tables.start_symbol,
+                        self._cl_start, self._cl_sym, self._cl_item, self.col_kstart, self.k_item, self.col_nstart,
+                        self.col_nts)
+        while True:
+            c = _intern(kernel, *self._intern_args())
+            if c != _NEED_ROOM:
+                break
+            self._grow()
+        self.initial = int(c)
 
     # ------------------------------------------------------------------ precomputation
-    def _prediction_closures(self) -> tuple[list[frozenset[int]], list[frozenset[int]]]:
-        """Per nonterminal: dotted rules predicted from it (with nullable advances) and terminals they expect."""
+    def _closures(self) -> None:
+        """Per nonterminal: dotted rules predicted from it (with nullable advances), sorted by the symbol
+        after their dot (``cl_*``), and the terminals they expect (``ce_*``)."""
         t = self.t
-        n_nt = len(t.nonterm_names)
+        n_nt = self._n_nt
+        dnext = self._dnext.tolist()
+        nullable = self._nullable.tolist()
+        nt0 = self.n_terms
         direct: list[set[int]] = []
         for i in range(n_nt):
             items: set[int] = set()
@@ -70,142 +463,145 @@ class EarleyParser:
                 if d in items:
                     continue
                 items.add(d)
-                sym = self._dotted_next[d]
-                if sym >= self.n_terms and self._nullable[sym - self.n_terms]:
+                sym = dnext[d]
+                if sym >= nt0 and nullable[sym - nt0]:
                     stack.append(d + 1)
             direct.append(items)
-        # close over predicted nonterminals (fixed point)
-        closure = [set(s) for s in direct]
-        changed = True
-        while changed:
-            changed = False
-            for i in range(n_nt):
-                add: set[int] = set()
-                for d in closure[i]:
-                    sym = self._dotted_next[d]
-                    if sym >= self.n_terms:
-                        add |= closure[sym - self.n_terms]
-                if not add <= closure[i]:
-                    closure[i] |= add
-                    changed = True
-        frozen = [frozenset(c) for c in closure]
-        expected = [frozenset(self._dotted_next[d] for d in c if 0 <= self._dotted_next[d] < self.n_terms)
-                    for c in frozen]
-        return frozen, expected
+        # close over predicted nonterminals: each nonterminal's closure is the union of the direct sets of
+        # the nonterminals it reaches through predictions (a graph search per nonterminal)
+        succ = [sorted({dnext[d] - nt0 for d in s if dnext[d] >= nt0}) for s in direct]
+        cl_start = [0]
+        cl_item: list[int] = []
+        ce_start = [0]
+        ce_terms: list[int] = []
+        for i in range(n_nt):
+            seen = {i}
+            stack = [i]
+            while stack:
+                j = stack.pop()
+                for k in succ[j]:
+                    if k not in seen:
+                        seen.add(k)
+                        stack.append(k)
+            items = set().union(*(direct[j] for j in seen))
+            ordered = sorted(items, key=lambda d: (dnext[d], d))
+            cl_item.extend(ordered)
+            cl_start.append(len(cl_item))
+            exp = sorted({dnext[d] for d in items if 0 <= dnext[d] < nt0})
+            ce_terms.extend(exp)
+            ce_start.append(len(ce_terms))
+        self._cl_start = np.array(cl_start, np.int64)
+        self._cl_item = np.array(cl_item, np.int64)
+        self._cl_sym = self._dnext[self._cl_item] if cl_item else np.zeros(0, np.int64)
+        self._ce_start = np.array(ce_start, np.int64)
+        self._ce_terms = np.array(ce_terms, np.int64)
 
     # ------------------------------------------------------------------ columns
-    def _intern(self, kernel: tuple[tuple[int, int], ...]) -> int:
-        hit = self._by_kernel.get(kernel)
-        if hit is not None:
-            return hit
-        if len(self.columns) >= MAX_COLUMNS:
-            raise LimitError(f"grammar parse state limit reached ({MAX_COLUMNS} Earley columns)")
-        nt = self.n_terms
-        predicted: set[int] = set()
-        expected: set[int] = set()
-        for d, _ in kernel:
-            sym = self._dotted_next[d]
-            if sym >= nt:
-                predicted |= self._closure[sym - nt]
-                expected |= self._closure_expected[sym - nt]
-            elif sym >= 0:
-                expected.add(sym)
-        col = Column(
-            id=len(self.columns), kernel=kernel, predicted=frozenset(predicted), expected=tuple(sorted(expected)),
-            accepting=any(d == self._final_item for d, _ in kernel),
-        )
-        self.columns.append(col)
-        self._by_kernel[kernel] = col.id
-        return col.id
+    def _intern_args(self) -> tuple[object, ...]:
+        return (self._dnext, self.n_terms, self._final_item, self._cl_start, self._cl_sym, self._ce_start,
+                self._ce_terms, self._n_nt, self.cnt, self._need, self.col_kstart, self.k_item, self.col_nstart,
+                self.col_nts, self.col_hash, self.col_acc, self.col_eid, self.eset_start, self.eset_terms,
+                self.eset_hash, self._ctab, self._etab)
 
-    def _waiting(self, col: Column) -> dict[int, list[tuple[int, int]]]:
-        """Items of ``col`` grouped by the nonterminal after their dot (for completion)."""
-        w = col._waiting
-        if w is None:
-            w = {}
-            nt = self.n_terms
-            for d, o in col.kernel:
-                sym = self._dotted_next[d]
-                if sym >= nt:
-                    w.setdefault(sym, []).append((d, o))
-            for d in col.predicted:
-                sym = self._dotted_next[d]
-                if sym >= nt:
-                    w.setdefault(sym, []).append((d, col.id))
-            col._waiting = w
-        return w
+    def _grow(self) -> None:
+        """Enlarge what ``_need`` asks for; every growth also rebuilds the memo table (see the class doc)."""
+        need = self._need.tolist()
+        self._need[:] = 0
+        if need[_NEED_COLS]:
+            if need[_NEED_COLS] > MAX_COLUMNS:
+                raise LimitError(f"grammar parse state limit reached ({MAX_COLUMNS} Earley columns)")
+            size = max(need[_NEED_COLS], 2 * self.col_hash.shape[0])
+            self.col_kstart = _grown(self.col_kstart, size + 1)
+            self.col_nstart = _grown(self.col_nstart, size + 1)
+            self.col_hash = _grown(self.col_hash, size)
+            self.col_acc = _grown(self.col_acc, size)
+            self.col_eid = _grown(self.col_eid, size)
+        if need[_NEED_ITEMS]:
+            self.k_item = _grown(self.k_item, max(need[_NEED_ITEMS], 2 * self.k_item.shape[0]))
+        if need[_NEED_NTS]:
+            self.col_nts = _grown(self.col_nts, max(need[_NEED_NTS], 2 * self.col_nts.shape[0]))
+        if need[_NEED_EIDS]:
+            size = max(need[_NEED_EIDS], 2 * self.eset_hash.shape[0])
+            self.eset_start = _grown(self.eset_start, size + 1)
+            self.eset_hash = _grown(self.eset_hash, size)
+        if need[_NEED_ETERMS]:
+            self.eset_terms = _grown(self.eset_terms, max(need[_NEED_ETERMS], 2 * self.eset_terms.shape[0]))
+        if need[_NEED_CTAB]:
+            self._ctab = _rehash_ids(self._ctab, self.col_hash, _pow2(need[_NEED_CTAB]))
+        if need[_NEED_ETAB]:
+            self._etab = _rehash_ids(self._etab, self.eset_hash, _pow2(need[_NEED_ETAB]))
+        size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)
+        keys = np.full(size, EMPTY_KEY, np.int64)
+        vals = np.full(size, -1, np.int64)
+        table_rehash(self.pkeys, self.pvals, keys, vals)
+        self.pkeys, self.pvals = keys, vals
+
+    def state(self) -> tuple[object, ...]:
+        """The parser's tables as one tuple for numba (:func:`step1`); valid until the next growth."""
+        return (self._dnext, self._dlhs, self._nullable, self.n_terms, self.n_terms1, self.t.start_symbol,
+                self._final_item, self._cl_start, self._cl_sym, self._cl_item, self._ce_start, self._ce_terms,
+                self._n_nt, self.cnt, self._need, self.col_kstart, self.k_item, self.col_nstart, self.col_nts,
+                self.col_hash, self.col_acc, self.col_eid, self.eset_start, self.eset_terms, self.eset_hash,
+                self._ctab, self._etab)
+
+    def steps(self, req_a: I64, req_b: I64) -> I64:
+        """Compute parser steps (see :func:`step1`); memoised in ``pkeys``/``pvals``."""
+        n = req_a.shape[0]
+        results = np.empty(n, np.int64)
+        with self.lock:
+            done = 0
+            while done < n:
+                done += int(_steps(req_a[done:], req_b[done:], self.state(), self.pkeys, self.pvals, results[done:]))
+                if done < n:
+                    self._grow()
+        return results
+
+    def _memo(self, key: int) -> int:
+        v = int(table_get(self.pkeys, self.pvals, key))
+        return v if v != UNKNOWN else -2
 
     def advance(self, column: int, terminal: int) -> int:
         """The column after scanning ``terminal`` at ``column`` (-1 if no item expects it). Memoised."""
-        key = (column, terminal)
-        hit = self._advance.get(key)
-        if hit is not None:
+        hit = self._memo(column * self.n_terms1 + terminal)
+        if hit != -2:
             return hit
-        with self._lock:
-            hit = self._advance.get(key)
-            if hit is not None:
-                return hit
-            result = self._compute_advance(column, terminal)
-            self._advance[key] = result
-            return result
-
-    def _compute_advance(self, column: int, terminal: int) -> int:
-        col = self.columns[column]
-        dnext = self._dotted_next
-        agenda: list[tuple[int, int]] = []
-        for d, o in col.kernel:
-            if dnext[d] == terminal:
-                agenda.append((d + 1, o))
-        for d in col.predicted:
-            if dnext[d] == terminal:
-                agenda.append((d + 1, column))
-        if not agenda:
-            return -1
-        return self._intern(self._close(agenda))
-
-    def _close(self, agenda: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-        """The kernel reached from ``agenda``: completions into origin columns and nullable skips."""
-        nt = self.n_terms
-        dnext = self._dotted_next
-        kernel: set[tuple[int, int]] = set()
-        while agenda:
-            item = agenda.pop()
-            if item in kernel:
-                continue
-            kernel.add(item)
-            d, o = item
-            sym = dnext[d]
-            if sym < 0:  # complete: advance the items of the origin column that wait for this nonterminal
-                if self._dotted_lhs[d] == self.t.start_symbol:
-                    continue  # nothing waits for the augmented start symbol
-                for d2, o2 in self._waiting(self.columns[o]).get(self._dotted_lhs[d], ()):
-                    agenda.append((d2 + 1, o2))
-            elif sym >= nt and self._nullable[sym - nt]:
-                agenda.append((d + 1, o))
-        return tuple(sorted(kernel))
+        return int(self.steps(np.array([column], np.int64), np.array([terminal], np.int64))[0])
 
     def union(self, a: int, b: int) -> int:
         """The column holding the items of both ``a`` and ``b`` (two parses that reached the same text
         position, as one Earley column). Memoised."""
-        key = (-1 - min(a, b), max(a, b))
-        hit = self._advance.get(key)
-        if hit is not None:
+        if a == b:
+            return a
+        hit = self._memo(int(union_key(min(a, b), max(a, b))))
+        if hit != -2:
             return hit
-        with self._lock:
-            merged = tuple(sorted(set(self.columns[a].kernel) | set(self.columns[b].kernel)))
-            result = self._intern(merged)
-            self._advance[key] = result
-            return result
+        return int(self.steps(np.array([min(a, b)], np.int64), np.array([UNION_MISS - max(a, b)], np.int64))[0])
 
     def accepting(self, column: int) -> bool:
-        return self.columns[column].accepting
+        return bool(self.col_acc[column])
+
+    def eid(self, column: int) -> int:
+        """Id of the set of terminals expected at ``column``."""
+        return int(self.col_eid[column])
+
+    @property
+    def n_eids(self) -> int:
+        return int(self.cnt[_N_EIDS])
+
+    def expected_of_eid(self, eid: int) -> tuple[int, ...]:
+        return tuple(self.eset_terms[self.eset_start[eid] : self.eset_start[eid + 1]].tolist())
 
     def expected(self, column: int) -> tuple[int, ...]:
-        return self.columns[column].expected
+        return self.expected_of_eid(self.eid(column))
+
+    def kernel(self, column: int) -> list[tuple[int, int]]:
+        """Items ``(dotted rule, origin)`` of ``column``'s kernel (a debugging aid)."""
+        items = self.k_item[self.col_kstart[column] : self.col_kstart[column + 1]].tolist()
+        return [(x >> 32, x & 0xFFFFFFFF) for x in items]
 
     @property
     def n_columns(self) -> int:
-        return len(self.columns)
+        return int(self.cnt[_N_COLS])
 
     def parse_terminals(self, terminals: list[int]) -> bool:
         """Whether a whole terminal sequence is a sentence (a test helper)."""
@@ -217,7 +613,35 @@ class EarleyParser:
         return self.accepting(c)
 
 
-def expected_mask(parser: EarleyParser, column: int) -> np.ndarray:
+def _pow2(n: int) -> int:
+    return 1 << max(4, (int(n) - 1).bit_length())
+
+
+def _grown(a: Any, size: int) -> Any:
+    out = np.zeros(size, a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash_ids_nb(old, hashes, new):  # type: ignore[no-untyped-def]
+    mask = new.shape[0] - 1
+    for i in range(old.shape[0]):
+        c = old[i]
+        if c >= 0:
+            j = hashes[c] & mask
+            while new[j] != -1:
+                j = (j + 1) & mask
+            new[j] = c
+
+
+def _rehash_ids(old: I64, hashes: I64, size: int) -> I64:
+    new = np.full(size, -1, np.int64)
+    _rehash_ids_nb(old, hashes, new)
+    return new
+
+
+def expected_mask(parser: EarleyParser, column: int) -> npt.NDArray[np.bool_]:
     """Boolean mask over terminals expected at ``column`` (debugging aid)."""
     m = np.zeros(parser.n_terms, dtype=bool)
     m[list(parser.expected(column))] = True

@@ -27,13 +27,9 @@ from constrain.earley import EarleyParser
 from constrain.errors import LimitError
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
-    EMPTY_KEY,
     MAX_MISSES,
-    UNION_MISS,
+    REFRESH,
     cross_walk,
-    table_put,
-    table_rehash,
-    union_key,
     walk_bytes,
     walk_jobs,
 )
@@ -109,15 +105,9 @@ class GrammarAutomaton(TokenAutomaton):
         self._local.append(0)
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_starts = [int(self._term_start[t]) for t in range(tables.n_terms) if tables.term_ignore[t]]
-        # parser tables mirrored for numba (grown from Python)
-        self._pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
-        self._pvals = np.full(1 << 12, -1, np.int64)
-        self._p_count = 0
-        self._col_eid = np.zeros(1 << 10, np.int64)
-        self._col_done = 0
-        self._eid_of: dict[tuple[int, ...], int] = {}
+        # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
-        self._eid_start = np.zeros(1, np.int64)  # per (expected set, first byte): see grammar_walk
+        self._eid_start = np.zeros(1, np.int64)  # see grammar_walk
         self._eid_gs = np.zeros(0, np.int64)
         self._write = threading.RLock()
         # states
@@ -128,46 +118,43 @@ class GrammarAutomaton(TokenAutomaton):
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
         self._steps: dict[tuple[int, int], int] = {}
-        self._sync_columns()
+        self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
 
     # ------------------------------------------------------------------ parser mirror
-    def _sync_columns(self) -> None:
-        """Give every parser column its expected-terminal set id (what a lexeme boundary spawns)."""
+    def _sync_eids(self) -> None:
+        """Spawn lists for the parser's new expected-terminal sets (what a lexeme boundary starts)."""
+        if self.parser.n_eids <= len(self._eid_sets):
+            return
         with self._write:
-            cols = self.parser.columns
-            n = len(cols)
-            if n > self._col_eid.shape[0]:
-                grown = np.zeros(max(n, 2 * self._col_eid.shape[0]), np.int64)
-                grown[: self._col_done] = self._col_eid[: self._col_done]
-                self._col_eid = grown
-            for c in range(self._col_done, n):
-                self._col_eid[c] = self._eid(cols[c].expected)
-            self._col_done = n
+            while len(self._eid_sets) < self.parser.n_eids:
+                self._add_eid(self.parser.expected_of_eid(len(self._eid_sets)))
 
-    def _eid(self, expected: tuple[int, ...]) -> int:
-        e = self._eid_of.get(expected)
-        if e is None:
-            starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
-            arr = np.array(sorted(set(starts)), np.int64)
-            e = len(self._eid_sets)
-            after = self._gtrans[arr]  # [starts, 256]: the state after each first byte
-            per_byte = [np.unique(col[col >= 0]) for col in after.T] if len(arr) else [arr] * 256
-            counts = np.array([len(x) for x in per_byte], np.int64)
-            starts = self._eid_start[-1] + np.cumsum(counts)
-            self._eid_start = np.concatenate([self._eid_start, starts])
-            self._eid_gs = np.concatenate([self._eid_gs, *per_byte]).astype(np.int64)
-            self._eid_sets.append(arr)
-            self._eid_of[expected] = e
-        return e
+    def _add_eid(self, expected: tuple[int, ...]) -> None:
+        starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
+        arr = np.array(sorted(set(starts)), np.int64)
+        after = self._gtrans[arr].T.astype(np.int64)  # [256, starts]: the state after each first byte
+        after.sort(axis=1)
+        keep = after >= 0
+        keep[:, 1:] &= after[:, 1:] != after[:, :-1]  # distinct states per byte
+        counts = keep.sum(axis=1)
+        starts_ = self._eid_start[-1] + np.cumsum(counts)
+        eid_start = np.concatenate([self._eid_start, starts_])
+        self._eid_gs = np.concatenate([self._eid_gs, after[keep]])
+        self._eid_start = eid_start  # published last: walks check their eid against its length
+        self._eid_sets.append(arr)
+
+    def _col_eid(self, column: int) -> int:
+        self._sync_eids()
+        return self.parser.eid(column)
 
     def _advance(self, column: int, term: int) -> int:
-        """Parser column after ``term`` completes at ``column``; mirrored into the numba table."""
+        """Parser column after ``term`` completes at ``column`` (memoised in the table walks read)."""
         if self._tignore[term]:
             return column
         c2 = self.parser.advance(column, term)
-        self._put(column * self._n_terms1 + term, c2)
+        self._sync_eids()
         return c2
 
     # ------------------------------------------------------------------ states
@@ -204,43 +191,34 @@ class GrammarAutomaton(TokenAutomaton):
         cols, gs = self._states[state]
         return list(zip(cols.tolist(), gs.tolist()))
 
-    def _walk_args(self) -> tuple[Any, ...]:
-        return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, self._pkeys, self._pvals,
-                self._col_eid, self._eid_start, self._eid_gs)
+    def _walk_args(self, write: bool) -> tuple[Any, ...]:
+        """Arguments of the numba walks. With ``write`` (the caller holds the parser's lock) the walk
+        computes missing parser steps itself; else it reports them as misses."""
+        p = self.parser
+        pkeys, pvals = p.pkeys, p.pvals  # first: columns in this memo table are in the arrays read after it
+        state = p.state()
+        eid_start, eid_gs = self._eid_start, self._eid_gs
+        return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, pkeys, pvals,
+                state[21], eid_start, eid_gs, state, write)
 
     def _fill_misses(self, misses: I64, nmiss: I64) -> bool:
         """Compute the parser steps a walk lacked; True if there were any (the walk must run again)."""
         n = int(nmiss[0])
-        for a, b in misses[:n].tolist():
-            if b <= UNION_MISS:
-                self._union(a, UNION_MISS - b)
-            else:
-                self._advance(a, b)
         nmiss[0] = 0
-        return n > 0
+        if n == 0:
+            return False
+        req = misses[:n]
+        steps = req[:, 1] != REFRESH
+        if steps.any():
+            self.parser.steps(np.ascontiguousarray(req[steps, 0]), np.ascontiguousarray(req[steps, 1]))
+        self._sync_eids()
+        return True
 
     @staticmethod
     def _grow(cap: int) -> int:
         if cap >= MAX_THREADS:
             raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads")
         return cap * 4
-
-    def _union(self, a: int, b: int) -> int:
-        u = self.parser.union(a, b)
-        self._put(int(union_key(a, b)), u)
-        return u
-
-    def _put(self, key: int, value: int) -> None:
-        with self._write:
-            if self._p_count * 2 >= self._pkeys.shape[0]:
-                keys = np.full(self._pkeys.shape[0] * 2, EMPTY_KEY, np.int64)
-                vals = np.full(self._pkeys.shape[0] * 2, -1, np.int64)
-                table_rehash(self._pkeys, self._pvals, keys, vals)
-                self._pkeys, self._pvals = keys, vals
-            table_put(self._pkeys, self._pvals, key, value)
-            self._p_count += 1
-        if self.parser.n_columns > self._col_done:
-            self._sync_columns()
 
     def step(self, state: int, token: int) -> int:
         key = (state, token)
@@ -259,13 +237,19 @@ class GrammarAutomaton(TokenAutomaton):
         arr = np.frombuffer(data, dtype=np.uint8)
         cap = max(_CAP0, 2 * len(cols))
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        while True:
-            out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(), cap, misses, nmiss)  # type: ignore[call-arg]
-            if nmiss[0] < 0:
-                nmiss[0] = 0
-                cap = self._grow(cap)
-            elif not self._fill_misses(misses, nmiss):
-                break
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            while True:
+                out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(write), cap, misses,  # type: ignore[call-arg]
+                                          nmiss)
+                if nmiss[0] < 0:
+                    nmiss[0] = 0
+                    cap = self._grow(cap)
+                elif not self._fill_misses(misses, nmiss):
+                    break
+        finally:
+            if write:
+                self.parser.lock.release()
         if out_c.shape[0] == 0:
             return -1
         return self._intern(out_c, out_g)
@@ -294,10 +278,12 @@ class GrammarAutomaton(TokenAutomaton):
             if self._gacc[g]:
                 c2 = self._advance(c, int(self._gterm[g]))
                 if c2 >= 0:
-                    e = int(self._col_eid[c2])
+                    e = self._col_eid(c2)
                     for s in self._eid_sets[e].tolist():
                         threads[(c2, s)] = None
         words = np.zeros(self.words, np.uint32)
+        exact_c: list[int] = []
+        exact_g: list[int] = []
         for c, g in threads:
             if g == self.tables.eps_state:
                 continue
@@ -305,10 +291,11 @@ class GrammarAutomaton(TokenAutomaton):
             c2 = self._advance(c, int(self._gterm[g]))
             if c2 < 0:
                 continue
-            e = int(self._col_eid[c2])
+            e = self._col_eid(c2)
             cross, nodes, states = self._cross_mask(g, e)
-            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly
-                self._walk(np.array([c], np.int64), np.array([g], np.int64), 0, words)
+            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
+                exact_c.append(c)
+                exact_g.append(g)
                 continue
             words |= cross
             if len(nodes):
@@ -318,52 +305,59 @@ class GrammarAutomaton(TokenAutomaton):
                 cols3 = np.array([col_of[t] for t in terms.tolist()], np.int64)
                 keep = cols3 >= 0
                 self._walk_boundaries(nodes[keep], cols3[keep], words)
+        if exact_c:  # one walk for all of them: the trie is traversed once
+            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words)
         return words
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
         trie = self.trie
-        self._run_jobs([(cols, gs, int(trie.node_depth[node]), node + 1, int(trie.subtree_end[node]))], words)
+        one = np.ones(1, np.int64)
+        self._run_jobs(cols, gs, np.array([0, len(cols)], np.int64), trie.node_depth[node] * one, (node + 1) * one,
+                       trie.subtree_end[node] * one, words)
 
     def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
         """Lexeme boundaries at trie ``nodes`` with the parser at ``cols``: walk the tokens below each."""
         trie = self.trie
-        eps = np.array([self.tables.eps_state], np.int64)
-        jobs = [(np.array([c], np.int64), eps, int(trie.node_depth[m]), m + 1, int(trie.subtree_end[m]))
-                for m, c in zip(nodes.tolist(), cols.tolist())]
-        self._run_jobs(jobs, words)
+        n = len(nodes)
+        self._run_jobs(cols.astype(np.int64), np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1),
+                       trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
+                       words)
 
-    def _run_jobs(self, jobs: list[tuple[I64, I64, int, int, int]], words: U32) -> None:
-        """Run walks; where one lacked a parser step, compute it and resume at that trie node."""
+    def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32) -> None:
+        """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at trie depth ``depth[k]`` over nodes
+        ``first[k]..end[k]``; where one lacked a parser step, compute it and resume at that trie node."""
         trie = self.trie
-        cap = _CAP0
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         res_node, res_off = np.empty(_MAX_RESUMES, np.int64), np.zeros(_MAX_RESUMES + 1, np.int64)
         res_c, res_g = np.empty(_MAX_RESUMES * 16, np.int64), np.empty(_MAX_RESUMES * 16, np.int64)
         nres = np.zeros(2, np.int64)
-        while jobs:
-            job_c = np.concatenate([j[0] for j in jobs])
-            job_g = np.concatenate([j[1] for j in jobs])
-            job_off = np.zeros(len(jobs) + 1, np.int64)
-            np.cumsum([len(j[0]) for j in jobs], out=job_off[1:])
-            depth, first, end = (np.array([j[k] for j in jobs], np.int64) for k in (2, 3, 4))
-            nres[:] = 0
-            ok = walk_jobs(  # type: ignore[call-arg]
-                job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
-                trie.token_start, trie.node_tokens, *self._walk_args(), words, cap, trie.max_depth,
-                misses, nmiss, res_node, res_off, res_c, res_g, nres)
-            if not ok:
-                cap = self._grow(cap)
-                nmiss[0] = 0
-                continue
-            resumable = nres[0] >= 0
-            if not self._fill_misses(misses, nmiss):
-                return
-            if resumable:
-                n = int(nres[0])
-                jobs = [(res_c[res_off[r]:res_off[r + 1]].copy(), res_g[res_off[r]:res_off[r + 1]].copy(),
-                         int(trie.node_depth[res_node[r]]) - 1, int(res_node[r]), int(trie.subtree_end[res_node[r]]))
-                        for r in range(n)]
+        cap = _CAP0
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            while len(first):
+                nres[:] = 0
+                ok = walk_jobs(  # type: ignore[call-arg]
+                    job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
+                    trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
+                    misses, nmiss, res_node, res_off, res_c, res_g, nres)
+                if not ok:
+                    cap = self._grow(cap)
+                    nmiss[0] = 0
+                    continue
+                resumable = nres[0] >= 0
+                if not self._fill_misses(misses, nmiss):
+                    return
+                if resumable:  # else everything again
+                    n = int(nres[0])
+                    job_off = res_off[: n + 1].copy()
+                    job_c, job_g = res_c[: job_off[-1]].copy(), res_g[: job_off[-1]].copy()
+                    first = res_node[:n].copy()
+                    depth = trie.node_depth[first].astype(np.int64) - 1
+                    end = trie.subtree_end[first].astype(np.int64)
+        finally:
+            if write:
+                self.parser.lock.release()
 
     def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
         key = (g, e)
@@ -374,13 +368,16 @@ class GrammarAutomaton(TokenAutomaton):
         out = np.zeros(self.words, np.uint32)
         nodes = np.empty(1 << 16, np.int64)
         states = np.empty(1 << 16, np.int64)
+        visited = np.zeros(1, np.int64)
         n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                        trie.token_start,
                        trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore, trie.max_depth, out,
-                       nodes, states)
+                       nodes, states, visited)
         result: tuple[U32 | None, I64, I64]
-        if n < 0 or (trie.subtree_end[nodes[:n]] - nodes[:n]).sum() > _MAX_SECOND_LEVEL_NODES:
-            # second boundaries everywhere (e.g. runs of whitespace lexemes): one exact walk is cheaper
+        second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
+        if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
+            # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
+            # below each costs more than one exact walk of the thread
             result = (None, nodes[:0], states[:0])
         else:
             out.setflags(write=False)

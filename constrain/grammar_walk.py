@@ -13,11 +13,12 @@ When several lexemes end before the same byte, their parser columns are at the s
 (as in an Earley chart, one column per position) they are merged into one column, their union; this
 keeps the number of threads bounded for grammars with ambiguous lexing.
 
-Parser advances and unions are memoised in one open-addressing hash table filled from Python; a walk
-that needs an entry not yet computed drops that path and records it (a *miss*: ``(c, t)`` with
-``t >= 0`` for an advance, ``(a, UNION_MISS - b)`` for a union); Python computes all misses of a walk
-at once and the walk runs again. All functions release the GIL, so many matchers can fill masks from
-threads.
+Parser advances and unions are memoised in one open-addressing hash table (:mod:`earley`). A walk
+whose caller holds the parser's lock (``write``) computes a missing step itself with the numba parser
+(:func:`earley.step1`); otherwise, or when the parser's arrays are full, it drops that path and records
+a *miss* (``(c, t)`` with ``t >= 0`` for an advance, ``(a, UNION_MISS - b)`` for a union, ``(c, REFRESH)``
+for a column newer than the walk's spawn tables); Python computes all misses of a walk at once and the
+walk runs again. All functions release the GIL, so many matchers can fill masks from threads.
 """
 
 from __future__ import annotations
@@ -25,60 +26,24 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-EMPTY_KEY = -1
-UNKNOWN = -2
-UNION_MISS = -4
-"""A union miss of columns ``a`` < ``b`` is reported as ``(a, UNION_MISS - b)``."""
+from constrain.earley import (
+    _NEED_ROOM,
+    EMPTY_KEY,
+    UNION_MISS,
+    UNKNOWN,
+    _slot,
+    step1,
+    table_get,
+    table_put,
+    table_rehash,
+    union_key,
+)
+
 OVERFLOW = -3
-_UNION_FLAG = np.int64(1) << np.int64(62)
+REFRESH = -3
+"""A miss ``(c, REFRESH)``: column ``c`` is newer than the walk's tables; nothing to compute, walk again."""
 
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def union_key(a, b):  # type: ignore[no-untyped-def]
-    """Table key of the union of columns ``a`` < ``b`` (disjoint from advance keys ``c * (n_terms+1) + t``)."""
-    return _UNION_FLAG | (np.int64(a) << np.int64(31)) | np.int64(b)
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _slot(key, mask):  # type: ignore[no-untyped-def]
-    h = np.uint64(key) * _MIX
-    return np.int64((h >> np.uint64(20)) & np.uint64(mask))
-
-
-@numba.njit(cache=True, nogil=True)
-def table_get(keys, vals, key):  # type: ignore[no-untyped-def]
-    """Value for ``key`` or UNKNOWN."""
-    mask = keys.shape[0] - 1
-    i = _slot(key, mask)
-    while True:
-        k = keys[i]
-        if k == key:
-            return vals[i]
-        if k == EMPTY_KEY:
-            return UNKNOWN
-        i = (i + 1) & mask
-
-
-@numba.njit(cache=True, nogil=True)
-def table_put(keys, vals, key, val):  # type: ignore[no-untyped-def]
-    """Insert (value first, then key, so a concurrent reader never sees a key without its value)."""
-    mask = keys.shape[0] - 1
-    i = _slot(key, mask)
-    while True:
-        k = keys[i]
-        if k == key or k == EMPTY_KEY:  # noqa: SIM109 (numba)
-            vals[i] = val
-            keys[i] = key
-            return
-        i = (i + 1) & mask
-
-
-@numba.njit(cache=True, nogil=True)
-def table_rehash(keys, vals, new_keys, new_vals):  # type: ignore[no-untyped-def]
-    for i in range(keys.shape[0]):
-        if keys[i] != EMPTY_KEY:
-            table_put(new_keys, new_vals, keys[i], vals[i])
+__all__ = ["EMPTY_KEY", "REFRESH", "UNION_MISS", "UNKNOWN", "table_get", "table_put", "table_rehash", "union_key"]
 
 
 NOT_LOOKED_UP = -5
@@ -90,7 +55,7 @@ MAX_MISSES = 256
 
 @numba.njit(cache=True, nogil=True)
 def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-               col_eid, eid_start, eid_gs, cap, misses, nmiss):  # type: ignore[no-untyped-def]
+               col_eid, eid_start, eid_gs, P, write, cap, misses, nmiss):  # type: ignore[no-untyped-def]
     """Threads after consuming ``data`` (empty: rejected). With ``nmiss[0] > 0`` parser steps were
     missing (see :func:`_walk_subtree`); with ``nmiss[0] == -1``, ``cap`` threads per byte did not suffice."""
     n = data.shape[0]
@@ -108,7 +73,7 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
     buf_a = np.empty(cap * levels + init_c.shape[0], np.int64)
     seg = np.zeros(levels + 1, np.int64)
     if not _walk_subtree(init_c, init_g, 0, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                          out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
         nmiss[0] = -1
         return buf_c[:0], buf_g[:0]
@@ -120,7 +85,7 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
 
 @numba.njit(cache=True, nogil=True)
 def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                 gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                 gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                  out, cap, max_depth, misses, nmiss):  # type: ignore[no-untyped-def]
     """Set in ``out`` the bit of every token below trie node ``start`` that some path of threads accepts.
 
@@ -133,25 +98,25 @@ def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, toke
     buf_a = np.empty(cap * levels + init_g.shape[0], np.int64)
     seg = np.zeros(levels + 1, np.int64)
     return _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                          out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                  gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                  gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                   out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
     """Walk the children of ``start`` (no resume records)."""
     none = np.zeros(0, np.int64)
     return _walk_range(init_c, init_g, node_depth[start], start + 1, subtree_end[start], node_byte, node_depth,
                        subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-                       col_eid, eid_start, eid_gs, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
+                       col_eid, eid_start, eid_gs, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
                        none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64))
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                 out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
                 res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
     """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
@@ -204,6 +169,10 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                             a = pvals[h]
                             break
                         h = (h + 1) & mask
+                    if a == UNKNOWN and write:  # compute the step here (rare: once per new column and terminal)
+                        a = step1(P, c, t, pkeys, pvals)
+                        if a == _NEED_ROOM:
+                            a = UNKNOWN
                     if a == UNKNOWN:
                         a = NOT_LOOKED_UP
                         ends = False
@@ -246,6 +215,10 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                             merged = pvals[h]
                             break
                         h = (h + 1) & mask
+                    if merged == UNKNOWN and write:
+                        merged = step1(P, lo_c, UNION_MISS - hi_c, pkeys, pvals)
+                        if merged == _NEED_ROOM:
+                            merged = UNKNOWN
                     if merged == UNKNOWN:
                         u = -2
                         nm = nmiss[0]
@@ -259,6 +232,14 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                             nmiss[0] = nm + 1
                     else:
                         u = merged
+        if u >= 0 and (u >= col_eid.shape[0] or (col_eid[u] + 1) * 256 >= eid_start.shape[0]):
+            # a column made (by another thread) after this walk took its tables: walk again with fresh ones
+            nm = nmiss[0]
+            if nm < misses.shape[0]:
+                misses[nm, 0] = u
+                misses[nm, 1] = REFRESH
+                nmiss[0] = nm + 1
+            u = -2
         if u == -2 and res_node.shape[0] > 0 and nres[0] >= 0:  # resume here once the missing step is known
             r = nres[0]
             nt = nres[1]
@@ -303,7 +284,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
 @numba.njit(cache=True, nogil=True)
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
-              eid_gs, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
+              eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
     """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
     nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow."""
     size = cap * (max_depth + 2) + job_c.shape[0] + 1
@@ -315,15 +296,16 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
         lo, hi = job_off[k], job_off[k + 1]
         if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
-                           n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, out, cap, buf_c, buf_g, buf_a, seg,
-                           misses, nmiss, res_node, res_off, res_c, res_g, nres):
+                           n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write, out, cap, buf_c, buf_g,
+                           buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres):
             return False
     return True
 
 
 @numba.njit(cache=True, nogil=True)
 def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
-               gacc, gterm, tignore, max_depth, out, second_nodes, second_states):  # type: ignore[no-untyped-def]
+               gacc, gterm, tignore, max_depth, out, second_nodes, second_states,
+               visited):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
     The next lexeme is one of expected set ``e`` (what the parser expects after this terminal, plus the
@@ -331,7 +313,8 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     lexeme (whitespace) ending there spawns set ``e`` again, since it leaves the parser where it was.
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
     boundary), records (trie node, lexer state) for the caller, which needs the parser to continue.
-    Returns the number of such records, or -1 on overflow. Depends only on ``g0`` and ``e``."""
+    Returns the number of such records, or -1 on overflow; ``visited[0]`` counts the trie nodes walked
+    (about what an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
     ns = 0
     for b in range(256):
@@ -383,6 +366,7 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
         if g < 0 and c == 0:
             i = subtree_end[i]
             continue
+        visited[0] += 1
         if c > 0:
             for j in range(token_start[i], token_start[i + 1]):
                 t = node_tokens[j]

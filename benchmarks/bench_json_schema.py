@@ -200,8 +200,9 @@ def _summarise(per: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace,
 
 def _markdown(s: dict[str, Any]) -> str:
     engines = s["engines"]
-    lines = [f"MaskBench, tokenizer {s['tokenizer']} (vocab {s['vocab']}), every {s['stride']}th schema "
-             f"(offset {s['offset']}). Command: `{s['command']}`", ""]
+    which = (f"every {s['stride']}th schema (offset {s['offset']})" if s["stride"]
+             else "schemas as the commands select them")
+    lines = [f"MaskBench, tokenizer {s['tokenizer']} (vocab {s['vocab']}), {which}. Command: `{s['command']}`", ""]
     head = "| subset | " + " | ".join(f"{e} compiled | {e} valid ok | {e} invalid rej." for e in engines) + " |"
     lines += [head, "|" + "---|" * (1 + 3 * len(engines))]
     rows = [*s["subsets"].items(), ("**total**", s["totals"])]
@@ -378,7 +379,7 @@ def main() -> None:
     g = sub.add_parser("merge", help="combine the --raw files of parallel maskbench runs")
     g.add_argument("inputs", nargs="+")
     g.add_argument("--tokenizer", default="llama3")
-    g.add_argument("--stride", type=int, default=1)
+    g.add_argument("--stride", type=int, default=0, help="0: mixed (as the merged commands say)")
     g.add_argument("--offset", type=int, default=0)
     g.add_argument("--out", type=Path)
     g.add_argument("--raw", type=Path)

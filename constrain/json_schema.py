@@ -689,23 +689,27 @@ class _Converter:
         if "$ref" in node and d <= 7:  # older drafts ignore the siblings of $ref
             return self._ref(node, "$ref", ctx) or self.TRUE
         types = self._types(node, ctx)
-        parts: list[Schema] = [self._local(node, ctx, types)]
+        # merged objects list their properties in the order of these parts: what the schema builds on
+        # ($ref, allOf: "base class" properties) first, then its own properties, then the alternatives
+        parts: list[Schema] = []
         for kw in ("$ref", "$dynamicRef", "$recursiveRef"):
             if kw in node:
                 r = self._ref(node, kw, ctx)
                 if r is not None:
                     parts.append(r)
+        for kw in ("allOf", "anyOf", "oneOf"):
+            subs = node.get(kw)
+            if kw in node and (not isinstance(subs, list) or not subs):
+                raise SchemaError(f"{kw} must be a non-empty array", ctx.at(kw).pointer)
+        if "allOf" in node:
+            parts.extend(self.translate(x, ctx.at("allOf", i)) for i, x in enumerate(node["allOf"]))
+        parts.append(self._local(node, ctx, types))
         if "enum" in node or "const" in node:
             parts.append(self._enum(node, ctx))
-        for kw in ("allOf", "anyOf", "oneOf"):
+        for kw in ("anyOf", "oneOf"):
             if kw in node:
-                subs = node[kw]
-                if not isinstance(subs, list) or not subs:
-                    raise SchemaError(f"{kw} must be a non-empty array", ctx.at(kw).pointer)
-                schemas = [self.translate(x, ctx.at(kw, i)) for i, x in enumerate(subs)]
-                if kw == "allOf":
-                    parts.extend(schemas)
-                elif kw == "anyOf":
+                schemas = [self.translate(x, ctx.at(kw, i)) for i, x in enumerate(node[kw])]
+                if kw == "anyOf":
                     parts.append(self.union(schemas))
                 else:
                     parts.append(self._one_of(schemas, parts, ctx))
@@ -725,7 +729,7 @@ class _Converter:
                 self.unsupported(kw, ctx, "not implemented")
         out = self.TRUE
         try:
-            for p in parts:  # in schema order: merged objects list their properties in this order
+            for p in parts:
                 out = self.intersect(out, p)
         except _Cycle:
             raise

@@ -50,6 +50,29 @@ def prompt_for(schema: Any) -> str:
     return f"Write one JSON value that is valid under this JSON Schema. Reply with the JSON only.\n\n{text}"
 
 
+def validate(schema: Any, rec: dict[str, Any]) -> None:
+    """Parse the text and validate it with ``jsonschema`` (skipped where that package is missing)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    try:
+        value = json.loads(rec["text"])
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        errors = [e.message[:200] for e in cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(value)]
+        rec["valid"] = not errors
+        rec["errors"] = errors[:3]
+    except Exception as e:  # not JSON, or a schema jsonschema cannot handle: reported, never hidden
+        rec["valid"] = False
+        rec["errors"] = [f"{type(e).__name__}: {str(e)[:200]}"]
+
+
+def tally(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    eos = [r for r in runs if r["eos"]]
+    return {"schemas": len(runs), "ended_by_eos": len(eos), "validated_of_eos": sum("valid" in r for r in eos),
+            "valid_of_eos": sum(bool(r.get("valid")) for r in eos), "hit_token_limit": len(runs) - len(eos)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50)
@@ -57,10 +80,25 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--cases", type=Path, help="take the cases from this JSON list instead of picking them")
+    ap.add_argument("--dump-cases", type=Path, help="write the picked cases here and stop")
+    ap.add_argument("--validate", type=Path, help="only (re)validate the texts of this results file")
     ap.add_argument("--out", type=Path, default=RESULTS / "json_e2e_smollm2.json")
     a = ap.parse_args()
+    if a.dump_cases:
+        a.dump_cases.write_text(json.dumps(pick(a.n, a.stride)))
+        return
+    if a.validate:
+        summary = json.loads(a.validate.read_text())
+        schemas = {c["id"]: c["schema"] for c in pick(a.n, a.stride)}
+        for rec in summary["runs"]:
+            if rec["eos"]:
+                validate(schemas[rec["id"]], rec)
+        summary.update(tally(summary["runs"]))
+        a.validate.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("runs", "refused")}, indent=1))
+        return
 
-    import jsonschema
     import torch
 
     from constrain.errors import SchemaError
@@ -72,7 +110,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     refused: list[dict[str, str]] = []
     t_all = time.time()
-    for case in pick(a.n, a.stride):
+    cases = json.loads(a.cases.read_text()) if a.cases else pick(a.n, a.stride)
+    for case in cases:
         if len(runs) >= a.n:
             break
         schema = case["schema"]
@@ -97,16 +136,7 @@ def main() -> None:
                                "eos": r.stopped_by_eos, "compile_s": round(compile_s, 3),
                                "generate_s": round(gen_s, 2), "text": r.text}
         if r.stopped_by_eos:
-            try:
-                value = json.loads(r.text)
-                cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-                errors = [e.message[:200] for e in
-                          cls(schema, format_checker=cls.FORMAT_CHECKER).iter_errors(value)]
-                rec["valid"] = not errors
-                rec["errors"] = errors[:3]
-            except Exception as e:  # not JSON, or a schema jsonschema cannot handle: reported, never hidden
-                rec["valid"] = False
-                rec["errors"] = [f"{type(e).__name__}: {str(e)[:200]}"]
+            validate(schema, rec)
         runs.append(rec)
         print(f"{len(runs):>3} {case['id']:<45} tokens {rec['tokens']:>4} eos {rec['eos']!s:<5} "
               f"valid {rec.get('valid', '-')!s:<5} {gen_s:6.1f} s", flush=True)
@@ -118,11 +148,9 @@ def main() -> None:
 def write(a: argparse.Namespace, runs: list[dict[str, Any]], refused: list[dict[str, str]],
           t_all: float) -> dict[str, Any]:
     """Write the results so far (the run is long on a CPU: partial results survive an interruption)."""
-    eos = [r for r in runs if r["eos"]]
     summary = {
         "command": " ".join(["python", *sys.argv]), "model": "SmolLM2-135M-Instruct (embedded GGUF), CPU",
-        "schemas": len(runs), "refused_skipped": len(refused), "ended_by_eos": len(eos),
-        "valid_of_eos": sum(bool(r.get("valid")) for r in eos), "hit_token_limit": len(runs) - len(eos),
+        **tally(runs), "refused_skipped": len(refused),
         "max_new_tokens": a.max_new_tokens, "complete": len(runs) >= a.n, "wall_s": round(time.time() - t_all, 1),
         "runs": runs, "refused": refused,
     }

@@ -123,14 +123,43 @@ def maskbench(a: argparse.Namespace) -> None:
                         failures[e.name].append({"id": case["id"], "kind": "invalid_accepted", "index": k})
         print(f"# {subset}: {len(cases)} schemas in {time.time() - t_subset:.0f} s", file=sys.stderr)
         _print_subset(subset, per[subset])
-    summary = _summarise(per, a, tok)
+        md = _write(per, failures, a, len(tok))  # after every subset: partial results survive
+    print(md)
+
+
+def _write(per: dict[str, dict[str, dict[str, Any]]], failures: dict[str, list[dict[str, Any]]],
+           a: argparse.Namespace, vocab: int) -> str:
+    summary = _summarise(per, a, vocab)
     summary["failures"] = failures
     out = Path(a.out or RESULTS / f"json_maskbench_{a.tokenizer}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1, default=list))
     md = _markdown(summary)
     out.with_suffix(".md").write_text(md)
-    print(md)
+    if a.raw:  # per-token and per-compile times, for `merge`
+        a.raw.write_text(json.dumps({"per": per, "failures": failures, "vocab": vocab,
+                                     "command": summary["command"]}, default=dict))
+    return md
+
+
+def merge(a: argparse.Namespace) -> None:
+    """Combine the --raw files of runs over disjoint subsets (run in parallel) into one result."""
+    per: dict[str, dict[str, dict[str, Any]]] = {}
+    failures: dict[str, list[dict[str, Any]]] = {}
+    vocab = 0
+    a.commands = []
+    for f in a.inputs:
+        d = json.loads(Path(f).read_text())
+        a.commands.append(d["command"])
+        for subset, res in d["per"].items():
+            for r in res.values():
+                r["errors"] = Counter(r["errors"])
+            per[subset] = res
+        for name, xs in d["failures"].items():
+            failures.setdefault(name, []).extend(xs)
+        vocab = d["vocab"]
+    per = dict(sorted(per.items()))
+    print(_write(per, failures, a, vocab))
 
 
 def _print_subset(subset: str, res: dict[str, dict[str, Any]]) -> None:
@@ -139,7 +168,7 @@ def _print_subset(subset: str, res: dict[str, dict[str, Any]]) -> None:
               f"{r['valid_n']:<5} invalid rejected {r['invalid_rejected']:>5}/{r['invalid_n']:<5}", flush=True)
 
 
-def _summarise(per: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace, tok: Any) -> dict[str, Any]:
+def _summarise(per: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace, vocab: int) -> dict[str, Any]:
     engines = list(next(iter(per.values())).keys()) if per else []
     subsets = {}
     totals: dict[str, dict[str, Any]] = {}
@@ -164,15 +193,16 @@ def _summarise(per: dict[str, dict[str, dict[str, Any]]], a: argparse.Namespace,
             "token_us_mean": statistics.fmean(u) if u else None, "token_us_p50": _pct(u, 50),
             "token_us_p99": _pct(u, 99), "tokens": len(u), "compiles": len(c),
         }
-    return {"tokenizer": a.tokenizer, "vocab": len(tok), "stride": a.stride, "offset": a.offset,
+    return {"tokenizer": a.tokenizer, "vocab": vocab, "stride": a.stride, "offset": a.offset,
             "engines": engines, "subsets": subsets, "totals": totals, "performance": perf,
-            "command": " ".join(sys.argv)}
+            "command": " + ".join(getattr(a, "commands", None) or [" ".join(sys.argv)])}
 
 
 def _markdown(s: dict[str, Any]) -> str:
     engines = s["engines"]
-    lines = [f"MaskBench, tokenizer {s['tokenizer']} (vocab {s['vocab']}), every {s['stride']}th schema "
-             f"(offset {s['offset']}). Command: `{s['command']}`", ""]
+    which = (f"every {s['stride']}th schema (offset {s['offset']})" if s["stride"]
+             else "schemas as the commands select them")
+    lines = [f"MaskBench, tokenizer {s['tokenizer']} (vocab {s['vocab']}), {which}. Command: `{s['command']}`", ""]
     head = "| subset | " + " | ".join(f"{e} compiled | {e} valid ok | {e} invalid rej." for e in engines) + " |"
     lines += [head, "|" + "---|" * (1 + 3 * len(engines))]
     rows = [*s["subsets"].items(), ("**total**", s["totals"])]
@@ -345,12 +375,20 @@ def main() -> None:
     m.add_argument("--offset", type=int, default=0)
     m.add_argument("--limit", type=int, default=0)
     m.add_argument("--out", type=Path)
+    m.add_argument("--raw", type=Path, help="also write raw timings here (for merge)")
+    g = sub.add_parser("merge", help="combine the --raw files of parallel maskbench runs")
+    g.add_argument("inputs", nargs="+")
+    g.add_argument("--tokenizer", default="llama3")
+    g.add_argument("--stride", type=int, default=0, help="0: mixed (as the merged commands say)")
+    g.add_argument("--offset", type=int, default=0)
+    g.add_argument("--out", type=Path)
+    g.add_argument("--raw", type=Path)
     s = sub.add_parser("suite")
     s.add_argument("--tokenizer", default="llama3")
     s.add_argument("--reference", action="store_true", help="string-level reference recogniser, no tokenizer")
     s.add_argument("--out", type=Path)
     a = ap.parse_args()
-    maskbench(a) if a.cmd == "maskbench" else suite(a)
+    {"maskbench": maskbench, "merge": merge, "suite": suite}[a.cmd](a)
 
 
 if __name__ == "__main__":

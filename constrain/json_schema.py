@@ -102,6 +102,9 @@ class Obj:
     witness: tuple[tuple[Lang, Schema], ...] = ()
     """Each (key language, value schema): some key outside ``props`` in that language has such a value
     (what the complement of ``additionalProperties``/``patternProperties`` needs)."""
+    declared: int = 0
+    """How many leading ``props`` a schema declared; the rest are slots made for ``required`` keys that no
+    ``properties`` names (they come last, and do not set the output order when objects are merged)."""
 
     def value_for(self, name: str) -> Schema | None:
         """The schema a value under key ``name`` must match (None: the key is forbidden)."""
@@ -359,11 +362,12 @@ class _Converter:
 
     def obj(self, props: Sequence[tuple[str, Schema]], required: frozenset[str],
             extra: Sequence[tuple[Lang, Schema]] | None, min_props: int, max_props: int | None,
-            witness: Sequence[tuple[Lang, Schema]] = ()) -> Obj | None:
+            witness: Sequence[tuple[Lang, Schema]] = (), declared: int | None = None) -> Obj | None:
         """An object alternative, normalised; None if it has no instance."""
         extra_t = ((top("str"), self.TRUE),) if extra is None else tuple(extra)
         extra_t = tuple((k, v) for k, v in extra_t if not v.is_false and not k.is_bottom)
         names = {k for k, _ in props}
+        n_declared = len(props) if declared is None else declared
         for r in sorted(required - names):  # required keys that are not named: give them a slot
             v = self._extra_value(extra_t, r)
             props = [*props, (r, v if v is not None else self.FALSE)]
@@ -379,7 +383,8 @@ class _Converter:
             return None
         if len(wit) > 3:
             raise _Unsupported("more than 3 required unnamed properties (nested not/oneOf of objects)")
-        return self._mk(Obj, props_t, required, extra_t, min_props, max_props, wit)  # type: ignore[no-any-return]
+        return self._mk(Obj, props_t, required, extra_t, min_props, max_props, wit,  # type: ignore[no-any-return]
+                        n_declared)
 
     @staticmethod
     def _extra_value(extra: Sequence[tuple[Lang, Schema]], name: str) -> Schema | None:
@@ -465,7 +470,9 @@ class _Converter:
                         p.contains + q.contains)
 
     def _and_obj(self, p: Obj, q: Obj) -> list[Obj]:
-        names = list(dict.fromkeys([k for k, _ in p.props] + [k for k, _ in q.props]))
+        # output order: declared properties (p's, then q's), then slots of keys that are only required
+        declared = list(dict.fromkeys([k for k, _ in p.props[:p.declared]] + [k for k, _ in q.props[:q.declared]]))
+        names = list(dict.fromkeys(declared + [k for k, _ in p.props] + [k for k, _ in q.props]))
         props = []
         for k in names:
             vp, vq = p.value_for(k), q.value_for(k)
@@ -495,7 +502,7 @@ class _Converter:
                 options = grown
                 if len(options) > MAX_ALTERNATIVES:
                     raise _Unsupported(f"more than {MAX_ALTERNATIVES} alternatives (not/oneOf of objects)")
-        out = [self.obj(pr, req, extra, lo, hi, wit) for pr, req, wit in options]
+        out = [self.obj(pr, req, extra, lo, hi, wit, len(declared)) for pr, req, wit in options]
         return [o for o in out if o is not None]
 
     def complement(self, s: Schema) -> Schema:
@@ -682,23 +689,27 @@ class _Converter:
         if "$ref" in node and d <= 7:  # older drafts ignore the siblings of $ref
             return self._ref(node, "$ref", ctx) or self.TRUE
         types = self._types(node, ctx)
-        parts: list[Schema] = [self._local(node, ctx, types)]
+        # merged objects list their properties in the order of these parts: what the schema builds on
+        # ($ref, allOf: "base class" properties) first, then its own properties, then the alternatives
+        parts: list[Schema] = []
         for kw in ("$ref", "$dynamicRef", "$recursiveRef"):
             if kw in node:
                 r = self._ref(node, kw, ctx)
                 if r is not None:
                     parts.append(r)
+        for kw in ("allOf", "anyOf", "oneOf"):
+            subs = node.get(kw)
+            if kw in node and (not isinstance(subs, list) or not subs):
+                raise SchemaError(f"{kw} must be a non-empty array", ctx.at(kw).pointer)
+        if "allOf" in node:
+            parts.extend(self.translate(x, ctx.at("allOf", i)) for i, x in enumerate(node["allOf"]))
+        parts.append(self._local(node, ctx, types))
         if "enum" in node or "const" in node:
             parts.append(self._enum(node, ctx))
-        for kw in ("allOf", "anyOf", "oneOf"):
+        for kw in ("anyOf", "oneOf"):
             if kw in node:
-                subs = node[kw]
-                if not isinstance(subs, list) or not subs:
-                    raise SchemaError(f"{kw} must be a non-empty array", ctx.at(kw).pointer)
-                schemas = [self.translate(x, ctx.at(kw, i)) for i, x in enumerate(subs)]
-                if kw == "allOf":
-                    parts.extend(schemas)
-                elif kw == "anyOf":
+                schemas = [self.translate(x, ctx.at(kw, i)) for i, x in enumerate(node[kw])]
+                if kw == "anyOf":
                     parts.append(self.union(schemas))
                 else:
                     parts.append(self._one_of(schemas, parts, ctx))
@@ -718,7 +729,7 @@ class _Converter:
                 self.unsupported(kw, ctx, "not implemented")
         out = self.TRUE
         try:
-            for p in sorted(parts, key=lambda p: bool(p.refs)):
+            for p in parts:
                 out = self.intersect(out, p)
         except _Cycle:
             raise

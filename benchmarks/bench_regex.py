@@ -366,6 +366,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8, help="hypothesis strings per regex (besides the data's)")
     ap.add_argument("--mutations", type=int, default=4, help="rejected one-character edits per regex")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cases", type=Path, help="reuse the regexes and texts of an earlier run's JSON output")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out-dir", type=Path)
     ap.add_argument("--tag", default="")
@@ -378,7 +379,10 @@ def main() -> None:
     except ImportError:
         pass
     pb = _peerbench()
-    cases = build_cases(a.samples, a.mutations, a.seed)
+    if a.cases:  # the exact texts of an earlier run (hypothesis draws can differ between processes)
+        cases = json.loads(a.cases.read_text())["cases"]
+    else:
+        cases = build_cases(a.samples, a.mutations, a.seed)
     if a.limit:
         cases = cases[: a.limit]
     print(f"# {len(cases)} regexes, {sum(len(c['accept']) for c in cases)} accepted and "

@@ -234,6 +234,7 @@ def _product(ta, aa, tb, ab, limit):  # type: ignore[no-untyped-def]
 def _live_states(trans, accepting):  # type: ignore[no-untyped-def]
     """States reachable from 0 that can reach an accepting state."""
     n = trans.shape[0]
+    width = trans.shape[1]
     reach = np.zeros(n, np.bool_)
     stack = np.empty(n, np.int64)
     reach[0] = True
@@ -244,7 +245,7 @@ def _live_states(trans, accepting):  # type: ignore[no-untyped-def]
     while top:
         top -= 1
         s = stack[top]
-        for b in range(256):
+        for b in range(width):
             t = trans[s, b]
             if t >= 0:
                 indeg[t + 1] += 1
@@ -258,7 +259,7 @@ def _live_states(trans, accepting):  # type: ignore[no-untyped-def]
     preds = np.empty(indeg[n], np.int64)
     for s in range(n):
         if reach[s]:
-            for b in range(256):
+            for b in range(width):
                 t = trans[s, b]
                 if t >= 0:
                     preds[fill[t]] = s
@@ -327,11 +328,15 @@ def _split(n_sets, elems, sidx, first, past, marked, touched, n_touched):  # typ
 
 @numba.njit(cache=True, nogil=True)
 def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
-    """Trim, then minimise with Valmari and Lehtinen's partition refinement (partial DFAs, O(m log n))."""
+    """Trim, then minimise with Valmari and Lehtinen's partition refinement (partial DFAs, O(m log n)).
+
+    Any table width: byte DFAs (256 columns) and DFAs over code-point classes.
+    """
     live = _live_states(trans, accepting)
     n_all = trans.shape[0]
+    width = trans.shape[1]
     if not live[0]:
-        return np.zeros((0, 256), np.int32), np.zeros(0, np.bool_)
+        return np.zeros((0, width), np.int32), np.zeros(0, np.bool_)
     old_to_new = np.full(n_all, -1, np.int64)
     n = 0
     for s in range(n_all):
@@ -342,7 +347,7 @@ def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
     m = 0
     for s in range(n_all):
         if live[s]:
-            for b in range(256):
+            for b in range(width):
                 t = trans[s, b]
                 if t >= 0 and live[t]:
                     m += 1
@@ -352,7 +357,7 @@ def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
     k = 0
     for s in range(n_all):
         if live[s]:
-            for b in range(256):
+            for b in range(width):
                 t = trans[s, b]
                 if t >= 0 and live[t]:
                     tail[k] = old_to_new[s]
@@ -453,7 +458,7 @@ def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
                 order[hb] = qn
                 queue[qn] = hb
                 qn += 1
-    out = np.full((nb, 256), -1, np.int32)
+    out = np.full((nb, width), -1, np.int32)
     out_acc = np.zeros(nb, np.bool_)
     for t in range(m):  # transitions are sorted by tail, so each state's run is contiguous
         if rep[b_sidx[tail[t]]] == tail[t]:
@@ -608,16 +613,29 @@ def compile_node(node: Node) -> ByteDFA:
     i = 0
     while i < len(order):
         dset = order[i]
-        moves: dict[int, set[int]] = {}
+        moves: dict[int, set[int]] = {}  # edge label (a set of classes, as bits) -> NFA targets
         for s in dset:
             for bits, t in nfa.edges[s]:
-                while bits:
-                    low = bits & -bits
-                    moves.setdefault(low.bit_length() - 1, set()).add(t)
-                    bits ^= low
+                moves.setdefault(bits, set()).add(t)
+        # Split the classes into groups that lead to the same NFA targets (one closure per group, not
+        # per class): refine by each label in turn.
+        groups: list[tuple[int, frozenset[int]]] = []
+        for bits, targets in moves.items():
+            refined: list[tuple[int, frozenset[int]]] = []
+            rest = bits
+            for cb, ts in groups:
+                inside = cb & bits
+                if inside:
+                    refined.append((inside, ts | targets))
+                    rest &= ~inside
+                if cb & ~bits:
+                    refined.append((cb & ~bits, ts))
+            if rest:
+                refined.append((rest, frozenset(targets)))
+            groups = refined
         row: dict[int, int] = {}
-        for c, targets in moves.items():
-            tgt = _closure(nfa, frozenset(targets), memo)
+        for cb, group_targets in groups:
+            tgt = _closure(nfa, group_targets, memo)
             j = ids.get(tgt)
             if j is None:
                 j = len(order)
@@ -625,11 +643,24 @@ def compile_node(node: Node) -> ByteDFA:
                     raise LimitError(f"regex too large: more than {MAX_DFA_STATES} DFA states")
                 ids[tgt] = j
                 order.append(tgt)
-            row[c] = j
+            while cb:
+                low = cb & -cb
+                row[low.bit_length() - 1] = j
+                cb ^= low
         char_trans.append(row)
         i += 1
     char_accepting = [final in d for d in order]
-    return _utf8_expand(char_trans, char_accepting, classes)
+    # Minimise over code-point classes first: the UTF-8 expansion and the byte-level minimisation then
+    # work on the (often much) smaller automaton.
+    table = np.full((len(char_trans), max(len(classes), 1)), -1, np.int32)
+    for s, row in enumerate(char_trans):
+        if row:
+            table[s, list(row)] = list(row.values())
+    small, small_acc = _trim_minimize(table, np.array(char_accepting, dtype=np.bool_))
+    if small.shape[0] == 0:
+        return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
+    small_trans = [{int(c): int(r[c]) for c in np.flatnonzero(r >= 0)} for r in small]
+    return _utf8_expand(small_trans, [bool(x) for x in small_acc], classes)
 
 
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:

@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--engines", default="constrain,xgrammar,llguidance")
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--only", default="", help="comma-separated substrings of grammar names to keep")
+    ap.add_argument("--skip", default="", help="comma-separated substrings of grammar names to leave out")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
 
@@ -129,6 +130,8 @@ def main() -> None:
     totals: dict[str, list[float]] = {e.name: [] for e in engines}
     for gname, kind, path in default_grammars():
         if a.only and not any(k in gname for k in a.only.split(",")):
+            continue
+        if a.skip and any(k in gname for k in a.skip.split(",")):
             continue
         text = path.read_text()
         try:

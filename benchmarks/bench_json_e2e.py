@@ -8,7 +8,7 @@ property order (the defaults). Every text that ends by EOS is parsed and validat
 ``jsonschema`` package (validator from ``$schema``, default 2020-12, with its format checker); texts that
 hit the token limit are counted separately (a valid prefix, not a value).
 
-    python benchmarks/bench_json_e2e.py --n 50 --max-new-tokens 256
+    python benchmarks/bench_json_e2e.py --n 50 --verbose --max-new-tokens 160
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ GBNF reaches llguidance through its own ``gbnf_to_lark`` and Lark reaches xgramm
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -27,17 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("CONSTRAIN_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data"
-
-
-def _peerbench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("peerbench", SHARED / "peerbench" / "peerbench.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _shared import DATA, ROOT, load_peerbench
 
 
 def default_grammars() -> list[tuple[str, str, Path]]:
@@ -80,7 +69,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
 
-    pb = _peerbench()
+    pb = load_peerbench()
     import constrain
     from constrain.gbnf import gbnf_to_grammar
     from constrain.grammar_sampler import sample_strings

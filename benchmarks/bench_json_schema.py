@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import statistics
@@ -38,18 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("CONSTRAIN_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def _peerbench() -> Any:
-    spec = importlib.util.spec_from_file_location("peerbench", SHARED / "peerbench" / "peerbench.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _shared import DATA, RESULTS, ROOT, load_peerbench
 
 
 def _pct(xs: list[float], p: float) -> float | None:
@@ -61,7 +49,7 @@ def _pct(xs: list[float], p: float) -> float | None:
 
 # ---------------------------------------------------------------- MaskBench
 def maskbench(a: argparse.Namespace) -> None:
-    pb = _peerbench()
+    pb = load_peerbench()
     try:
         import torch
 
@@ -264,7 +252,7 @@ def suite(a: argparse.Namespace) -> None:
     else:
         import constrain
 
-        pb = _peerbench()
+        pb = load_peerbench()
         compiler = constrain.Compiler(pb.load_tokenizer(a.tokenizer))
     report: dict[str, Any] = {"mode": "reference recogniser" if a.reference else f"token level, {a.tokenizer}",
                               "options": {"any_order": True, "assert_format": "yes, except draft2020-12/format.json"},

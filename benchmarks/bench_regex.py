@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import random
@@ -42,17 +41,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("CONSTRAIN_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data"
-
-
-def _peerbench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("peerbench", SHARED / "peerbench" / "peerbench.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _shared import DATA, ROOT, load_peerbench
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -378,7 +367,7 @@ def main() -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    pb = _peerbench()
+    pb = load_peerbench()
     if a.cases:  # the exact texts of an earlier run (hypothesis draws can differ between processes)
         cases = json.loads(a.cases.read_text())["cases"]
     else:

@@ -172,9 +172,20 @@ class ByteDFA:
         """The DFA of strings in both languages (product construction over reachable pairs)."""
         if self.n_states == 0 or other.n_states == 0:
             return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
-        trans, acc = _product(self.trans, self.accepting, other.trans, other.accepting, MAX_DFA_STATES)
+        trans, acc = _product(self.trans, self.accepting, other.trans, other.accepting, MAX_DFA_STATES, False)
         if trans.shape[0] > MAX_DFA_STATES:
             raise LimitError(f"intersection too large: more than {MAX_DFA_STATES} DFA states")
+        return trim_and_minimize(trans, acc)
+
+    def union(self, other: ByteDFA, limit: int = MAX_DFA_STATES) -> ByteDFA:
+        """The DFA of strings in either language (product over reachable pairs, a missing side is dead)."""
+        if self.n_states == 0:
+            return other
+        if other.n_states == 0:
+            return self
+        trans, acc = _product(self.trans, self.accepting, other.trans, other.accepting, limit, True)
+        if trans.shape[0] > limit:
+            raise LimitError(f"union too large: more than {limit} DFA states")
         return trim_and_minimize(trans, acc)
 
     def to_dict(self) -> dict[str, object]:
@@ -192,26 +203,26 @@ def trim_and_minimize(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bo
 
 
 @numba.njit(cache=True, nogil=True)
-def _product(ta, aa, tb, ab, limit):  # type: ignore[no-untyped-def]
-    """Reachable pairs of the product automaton; stops (returning limit+1 rows) past ``limit`` states."""
-    nb = tb.shape[0]
+def _product(ta, aa, tb, ab, limit, union):  # type: ignore[no-untyped-def]
+    """Reachable pairs of the product automaton, -1 standing for a dead side. ``union``: a pair lives while
+    either side does and accepts where either accepts; else both sides must live and accept. Stops
+    (returning limit+1 rows) past ``limit`` states."""
+    nb = tb.shape[0] + 1
     ids = numba.typed.Dict.empty(numba.int64, numba.int64)
     pa = [0]
     pb = [0]
-    ids[0] = 0
+    ids[nb + 1] = 0
     rows = [np.full(256, -1, np.int32)]
     i = 0
-    while i < len(pa):
-        if len(pa) > limit:
-            break
+    while i < len(pa) and len(pa) <= limit:
         x = pa[i]
         y = pb[i]
         row = rows[i]
         for c in range(256):
-            u = ta[x, c]
-            v = tb[y, c]
-            if u >= 0 and v >= 0:
-                key = u * nb + v
+            u = ta[x, c] if x >= 0 else -1
+            v = tb[y, c] if y >= 0 else -1
+            if (u >= 0 or v >= 0) if union else (u >= 0 and v >= 0):
+                key = (u + 1) * nb + (v + 1)
                 j = ids.get(key, -1)
                 if j < 0:
                     j = len(pa)
@@ -226,7 +237,9 @@ def _product(ta, aa, tb, ab, limit):  # type: ignore[no-untyped-def]
     acc = np.zeros(n, np.bool_)
     for k in range(n):
         out[k] = rows[k]
-        acc[k] = aa[pa[k]] and ab[pb[k]]
+        in_a = pa[k] >= 0 and aa[pa[k]]
+        in_b = pb[k] >= 0 and ab[pb[k]]
+        acc[k] = (in_a or in_b) if union else (in_a and in_b)
     return out, acc
 
 

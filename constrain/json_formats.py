@@ -31,7 +31,6 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-import numba
 import numpy as np
 
 from constrain.errors import LimitError, RegexError
@@ -907,55 +906,15 @@ def dfa_complement(d: ByteDFA) -> ByteDFA:
 
 
 def dfa_union(a: ByteDFA, b: ByteDFA) -> ByteDFA:
-    """Strings in either language (product over reachable pairs, a missing side is a dead state)."""
+    """Strings in either language."""
     if a.is_empty:
         return b
     if b.is_empty:
         return a
-    trans, acc = _union_product(a.trans, a.accepting, b.trans, b.accepting, MAX_UNION_STATES)
-    if trans.shape[0] > MAX_UNION_STATES:
-        raise LimitError(f"union too large: more than {MAX_UNION_STATES} DFA states")
-    return trim_and_minimize(trans, acc)
+    return a.union(b, MAX_UNION_STATES)
 
 
 MAX_UNION_STATES = 50_000
-
-
-@numba.njit(cache=True, nogil=True)
-def _union_product(ta, aa, tb, ab, limit):  # type: ignore[no-untyped-def]
-    """Reachable pairs (-1 standing for a dead side) of two DFAs; accepting where either side accepts."""
-    nb = tb.shape[0] + 1
-    ids = numba.typed.Dict.empty(numba.int64, numba.int64)
-    pa = [0]
-    pb = [0]
-    ids[nb + 1] = 0
-    rows = [np.full(256, -1, np.int32)]
-    i = 0
-    while i < len(pa) and len(pa) <= limit:
-        x = pa[i]
-        y = pb[i]
-        row = rows[i]
-        for c in range(256):
-            u = ta[x, c] if x >= 0 else -1
-            v = tb[y, c] if y >= 0 else -1
-            if u >= 0 or v >= 0:
-                key = (u + 1) * nb + (v + 1)
-                j = ids.get(key, -1)
-                if j < 0:
-                    j = len(pa)
-                    ids[key] = j
-                    pa.append(u)
-                    pb.append(v)
-                    rows.append(np.full(256, -1, np.int32))
-                row[c] = j
-        i += 1
-    n = len(pa)
-    out = np.empty((n, 256), np.int32)
-    acc = np.zeros(n, np.bool_)
-    for k in range(n):
-        out[k] = rows[k]
-        acc[k] = (pa[k] >= 0 and aa[pa[k]]) or (pb[k] >= 0 and ab[pb[k]])
-    return out, acc
 
 
 def dfa_length_range(d: ByteDFA) -> tuple[int, int | None] | None:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from conftest import DATA, compiler
 from helpers import random_tokenization, walk
+from test_json_schema_support import dumps_compact, loads_exact
 
 from constrain.bitmask import bitmask_words
 from constrain.errors import SchemaError
@@ -43,20 +44,6 @@ KNOWN_INCOMPLETE = {
 MIN_COMPILED = {"draft2020-12": 335, "draft7": 280}
 """Groups (schemas) of the suite that compile today (340 of 461 and 284 of 321): a guard against regressions
 that would make the other checks pass by refusing schemas."""
-
-
-class _Raw(str):
-    """A JSON number kept as its source text (1.0 stays 1.0, big integers stay exact)."""
-
-
-def _dumps(v: Any) -> str:
-    if isinstance(v, _Raw):
-        return str(v)
-    if isinstance(v, list):
-        return "[" + ",".join(_dumps(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _dumps(x) for k, x in v.items()) + "}"
-    return json.dumps(v, ensure_ascii=False)
 
 
 def _resources() -> dict[str, Any]:
@@ -87,7 +74,7 @@ def _run_suite(draft: str, optional: bool) -> tuple[int, int, list[str]]:
     for name in _files(draft, optional):
         text = (SUITE / draft / name).read_text()
         schemas = json.loads(text, parse_float=Decimal)
-        data = json.loads(text, parse_float=_Raw, parse_int=_Raw)
+        data = loads_exact(text)
         for gs, gd in zip(schemas, data, strict=True):
             groups += 1
             try:
@@ -99,7 +86,7 @@ def _run_suite(draft: str, optional: bool) -> tuple[int, int, list[str]]:
                 continue
             compiled += 1
             for t in gd["tests"]:
-                instance = _dumps(t["data"])
+                instance = dumps_compact(t["data"])
                 ok, _ = walk(c, comp.tokenizer.encode(instance, add_special_tokens=False))
                 where = f"{name}: {gd['description']} / {t['description']}"
                 if ok and not t["valid"]:

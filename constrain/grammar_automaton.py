@@ -33,6 +33,7 @@ from constrain.grammar_walk import (
     walk_bytes,
     walk_jobs,
 )
+from constrain.observed_masks import LOG_CAPACITY, MATCH, MISS, ObservedMasks, observation, replay
 from constrain.token_walk import state_masks
 from constrain.trie import TokenTrie
 from constrain.vocab import Vocabulary
@@ -83,7 +84,8 @@ def _trie_mask(trans: npt.NDArray[np.int32], state: int, trie: TokenTrie, words:
 class GrammarAutomaton(TokenAutomaton):
     """Token-level automaton of a grammar (see the module docstring)."""
 
-    def __init__(self, tables: GrammarTables, vocab: Vocabulary, trie: TokenTrie, shared: SharedMasks) -> None:
+    def __init__(self, tables: GrammarTables, vocab: Vocabulary, trie: TokenTrie, shared: SharedMasks,
+                 reuse_masks: bool = True) -> None:
         super().__init__(vocab, trie)
         self.tables = tables
         self.parser = EarleyParser(tables)
@@ -118,6 +120,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
         self._steps: dict[tuple[int, int], int] = {}
+        self._observed = ObservedMasks(max_entries=50_000 if reuse_masks else 0)
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
@@ -259,9 +262,9 @@ class GrammarAutomaton(TokenAutomaton):
         m = self._masks.get(state)
         if m is not None:
             return m
-        m = self._compute_mask(state)
+        m = self._reused_mask(state)
         if self._accepting[state]:
-            m |= self.eos_row
+            m = m | self.eos_row
         m.setflags(write=False)
         with self._write:
             self._masks[state] = m
@@ -269,14 +272,55 @@ class GrammarAutomaton(TokenAutomaton):
                 self._masks.popitem(last=False)
         return m
 
-    def _compute_mask(self, state: int) -> U32:
+    def _reused_mask(self, state: int) -> U32:
+        """The mask without end of sequence: a past computation's if the parser answers this state as it
+        answered that one (:mod:`observed_masks`), else computed and kept with its observation."""
         cols, gs = self._states[state]
+        key, roots = ObservedMasks.key(cols, gs, self.parser.col_eid)
+        for i, (ops, eids, m) in enumerate(self._observed.candidates(key)):
+            if self._replay(roots, ops, eids):
+                self._observed.matched(key, i)
+                return m
+        log = _Log()
+        m = self._compute_mask(state, log)
+        m.setflags(write=False)
+        if not log.overflow:
+            ops, eids, ok = observation(roots, log.keys, log.vals, log.n[0], self._n_terms1, self.parser.col_eid)
+            if ok[0]:
+                with self._write:
+                    self._observed.add(key, ops, eids, m)
+        return m
+
+    def _replay(self, roots: I64, ops: I64, eids: I64) -> bool:
+        misses, nmiss = np.empty((1, 2), np.int64), np.zeros(1, np.int64)
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            while True:
+                p = self.parser
+                pkeys, pvals = p.pkeys, p.pvals
+                r = replay(roots, ops, eids, pkeys, pvals, self._n_terms1, p.state(), write, misses, nmiss)
+                if r != MISS:
+                    return bool(r == MATCH)
+                self._fill_misses(misses, nmiss)
+        finally:
+            if write:
+                self.parser.lock.release()
+
+    def _compute_mask(self, state: int, log: _Log) -> U32:
+        cols, gs = self._states[state]
+
+        def advance(c: int, t: int) -> int:
+            c2 = self._advance(c, t)
+            if not self._tignore[t]:
+                log.put(c * self._n_terms1 + t, c2)
+            return c2
+
         # eager lexeme boundary at the start of the token: add the threads the parser spawns there
         threads: dict[tuple[int, int], None] = {}
         for c, g in zip(cols.tolist(), gs.tolist()):
             threads[(c, g)] = None
             if self._gacc[g]:
-                c2 = self._advance(c, int(self._gterm[g]))
+                c2 = advance(c, int(self._gterm[g]))
                 if c2 >= 0:
                     e = self._col_eid(c2)
                     for s in self._eid_sets[e].tolist():
@@ -288,7 +332,7 @@ class GrammarAutomaton(TokenAutomaton):
             if g == self.tables.eps_state:
                 continue
             words |= self.shared.inside(self._dfa_key[g], self._local[g], self._gtrans, g)
-            c2 = self._advance(c, int(self._gterm[g]))
+            c2 = advance(c, int(self._gterm[g]))
             if c2 < 0:
                 continue
             e = self._col_eid(c2)
@@ -301,30 +345,31 @@ class GrammarAutomaton(TokenAutomaton):
             if len(nodes):
                 # second boundaries: the parser column after each next-lexeme terminal, then one batched walk
                 terms = self._gterm[states]
-                col_of = {t: self._advance(c2, t) for t in np.unique(terms).tolist()}
+                col_of = {t: advance(c2, t) for t in np.unique(terms).tolist()}
                 cols3 = np.array([col_of[t] for t in terms.tolist()], np.int64)
                 keep = cols3 >= 0
-                self._walk_boundaries(nodes[keep], cols3[keep], words)
+                self._walk_boundaries(nodes[keep], cols3[keep], words, log)
         if exact_c:  # one walk for all of them: the trie is traversed once
-            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words)
+            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log)
         return words
 
-    def _walk(self, cols: I64, gs: I64, node: int, words: U32) -> None:
+    def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
         trie = self.trie
         one = np.ones(1, np.int64)
         self._run_jobs(cols, gs, np.array([0, len(cols)], np.int64), trie.node_depth[node] * one, (node + 1) * one,
-                       trie.subtree_end[node] * one, words)
+                       trie.subtree_end[node] * one, words, log)
 
-    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32) -> None:
+    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32, log: _Log) -> None:
         """Lexeme boundaries at trie ``nodes`` with the parser at ``cols``: walk the tokens below each."""
         trie = self.trie
         n = len(nodes)
         self._run_jobs(cols.astype(np.int64), np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1),
                        trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
-                       words)
+                       words, log)
 
-    def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32) -> None:
+    def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32,
+                  log: _Log) -> None:
         """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at trie depth ``depth[k]`` over nodes
         ``first[k]..end[k]``; where one lacked a parser step, compute it and resume at that trie node."""
         trie = self.trie
@@ -340,7 +385,7 @@ class GrammarAutomaton(TokenAutomaton):
                 ok = walk_jobs(  # type: ignore[call-arg]
                     job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
                     trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
-                    misses, nmiss, res_node, res_off, res_c, res_g, nres)
+                    misses, nmiss, res_node, res_off, res_c, res_g, nres, log.set, log.keys, log.vals, log.n)
                 if not ok:
                     cap = self._grow(cap)
                     nmiss[0] = 0
@@ -385,3 +430,26 @@ class GrammarAutomaton(TokenAutomaton):
         with self._write:
             self._cross[key] = result
         return result
+
+
+class _Log:
+    """The parser facts one mask computation reads, in order (memo key, value; see :mod:`observed_masks`)."""
+
+    def __init__(self) -> None:
+        self.set = np.full(2 * LOG_CAPACITY, -1, np.int64)  # the walks' dedup set (open addressing)
+        self.keys = np.empty(LOG_CAPACITY, np.int64)
+        self.vals = np.empty(LOG_CAPACITY, np.int64)
+        self.n = np.zeros(2, np.int64)  # entries, overflow flag
+
+    @property
+    def overflow(self) -> bool:
+        return bool(self.n[1])
+
+    def put(self, key: int, value: int) -> None:
+        n = int(self.n[0])
+        if n < LOG_CAPACITY:
+            self.keys[n] = key
+            self.vals[n] = value
+            self.n[0] = n + 1
+        else:
+            self.n[1] = 1

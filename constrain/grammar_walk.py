@@ -84,25 +84,6 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
 
 
 @numba.njit(cache=True, nogil=True)
-def walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                 gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
-                 out, cap, max_depth, misses, nmiss):  # type: ignore[no-untyped-def]
-    """Set in ``out`` the bit of every token below trie node ``start`` that some path of threads accepts.
-
-    ``init_*`` are the threads after the bytes of ``start``; ``cap`` bounds the threads per byte.
-    Returns False if the thread buffer overflowed (call again with a larger ``cap``). Missing parser
-    steps are reported in ``misses`` (see :func:`_walk_subtree`)."""
-    levels = max_depth - node_depth[start] + 2
-    buf_c = np.empty(cap * levels + init_c.shape[0], np.int64)
-    buf_g = np.empty(cap * levels + init_g.shape[0], np.int64)
-    buf_a = np.empty(cap * levels + init_g.shape[0], np.int64)
-    seg = np.zeros(levels + 1, np.int64)
-    return _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
-                         out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss)
-
-
-@numba.njit(cache=True, nogil=True)
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                   gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                   out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
@@ -111,14 +92,14 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
     return _walk_range(init_c, init_g, node_depth[start], start + 1, subtree_end[start], node_byte, node_depth,
                        subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
                        col_eid, eid_start, eid_gs, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
-                       none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64))
+                       none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64), none, none, none, none)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtree_end, token_start, node_tokens,
                 gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
                 out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
-                res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
+                res_node, res_off, res_c, res_g, nres, log_set, log_key, log_val, nlog):  # type: ignore[no-untyped-def]
     """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
 
     At each node the threads of its parent consume the node's byte (buf[lo:hi] -> buf[hi:w]):
@@ -132,6 +113,10 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     children of a node). When ``res_*`` has room, each node where a step was missing is also recorded
     with its parent's threads (``nres[0]`` records, ``nres[1]`` threads), so the caller can resume there
     after computing the step instead of walking everything again.
+
+    When ``log_set`` has room, every parser fact the walk reads (memo key and value: an advance or a
+    union) is appended once to ``log_key``/``log_val`` (``nlog[0]`` entries; ``nlog[1] = 1`` if they did
+    not fit): :mod:`observed_masks` reuses a mask for a state whose parser answers the same.
 
     Everything is written out in this one loop on purpose: a helper call that takes arrays inside it
     makes numba count references on every iteration, thirty times slower."""
@@ -173,6 +158,20 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                         a = step1(P, c, t, pkeys, pvals)
                         if a == _NEED_ROOM:
                             a = UNKNOWN
+                    if a != UNKNOWN and log_set.shape[0] > 0:
+                        lm = log_set.shape[0] - 1
+                        hq = _slot(key, lm)
+                        while log_set[hq] != EMPTY_KEY and log_set[hq] != key:
+                            hq = (hq + 1) & lm
+                        if log_set[hq] == EMPTY_KEY:
+                            nl = nlog[0]
+                            if nl < log_key.shape[0]:
+                                log_set[hq] = key
+                                log_key[nl] = key
+                                log_val[nl] = a
+                                nlog[0] = nl + 1
+                            else:
+                                nlog[1] = 1
                     if a == UNKNOWN:
                         a = NOT_LOOKED_UP
                         ends = False
@@ -219,6 +218,20 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                         merged = step1(P, lo_c, UNION_MISS - hi_c, pkeys, pvals)
                         if merged == _NEED_ROOM:
                             merged = UNKNOWN
+                    if merged != UNKNOWN and log_set.shape[0] > 0:
+                        lm = log_set.shape[0] - 1
+                        hq = _slot(key, lm)
+                        while log_set[hq] != EMPTY_KEY and log_set[hq] != key:
+                            hq = (hq + 1) & lm
+                        if log_set[hq] == EMPTY_KEY:
+                            nl = nlog[0]
+                            if nl < log_key.shape[0]:
+                                log_set[hq] = key
+                                log_key[nl] = key
+                                log_val[nl] = merged
+                                nlog[0] = nl + 1
+                            else:
+                                nlog[1] = 1
                     if merged == UNKNOWN:
                         u = -2
                         nm = nmiss[0]
@@ -284,7 +297,8 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
 @numba.njit(cache=True, nogil=True)
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
-              eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres):  # type: ignore[no-untyped-def]
+              eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres,
+              log_set, log_key, log_val, nlog):  # type: ignore[no-untyped-def]
     """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
     nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow."""
     size = cap * (max_depth + 2) + job_c.shape[0] + 1
@@ -297,7 +311,8 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
         if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
                            n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write, out, cap, buf_c, buf_g,
-                           buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres):
+                           buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres, log_set, log_key,
+                           log_val, nlog):
             return False
     return True
 

@@ -191,3 +191,30 @@ def test_builder_grammars_and_lark_export_agree() -> None:
         except lark.exceptions.LarkError:
             expected = False
         assert c.matcher().accepts_text(s) == expected, s
+
+
+def test_reused_masks_equal_fresh_ones() -> None:
+    """Masks found by replaying a past computation's parser answers (``observed_masks``) are the masks a
+    computation from scratch gives, on a grammar whose parser states keep history (nested SQL)."""
+    from importlib.resources import files
+
+    from constrain.grammar_automaton import GrammarAutomaton
+    from constrain.grammar_tables import build_tables
+
+    comp = compiler("smollm2")
+    text = (files("constrain.grammars") / "sql.lark").read_text()
+    ir = lark_to_grammar(text)
+    tables = build_tables(ir, comp.vocab.byte_alphabet)
+    reusing = GrammarAutomaton(tables, comp.vocab, comp.trie, comp.shared_masks)
+    fresh = GrammarAutomaton(tables, comp.vocab, comp.trie, comp.shared_masks, reuse_masks=False)
+    tok = comp.tokenizer
+    checked = 0
+    for s in sample_strings(ir, 6, seed=5, byte_alphabet=comp.vocab.byte_alphabet):
+        a, b = reusing.initial_state, fresh.initial_state
+        for t in tok.encode(s, add_special_tokens=False):
+            assert np.array_equal(reusing.mask(a), fresh.mask(b)), (s, t)
+            checked += 1
+            a, b = reusing.step(a, t), fresh.step(b, t)
+            assert a >= 0 and b >= 0
+    assert reusing._observed.reused > 0 and fresh._observed.reused == 0
+    assert checked > 100

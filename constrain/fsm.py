@@ -203,6 +203,45 @@ def trim_and_minimize(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bo
 
 
 @numba.njit(cache=True, nogil=True)
+def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
+    """Two 64-bit hashes of the language of ``start`` in a minimal, trimmed DFA: its reachable part
+    numbered in breadth-first, byte order is the language's canonical automaton, so equal languages
+    (from any DFAs) hash equal. Length-bounded strings share their tails this way: "at most 7 more
+    characters" is one state whether the bound was 10 or 50."""
+    ids = np.full(trans.shape[0], -1, np.int64)
+    order = np.empty(trans.shape[0], np.int64)
+    ids[start] = 0
+    order[0] = start
+    n = 1
+    k = 0
+    h1 = np.uint64(0x9E3779B97F4A7C15)
+    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    m2 = np.uint64(0xC4CEB9FE1A85EC53)
+    while k < n:
+        s = order[k]
+        k += 1
+        v = np.uint64(2 if accepting[s] else 1)
+        h1 = (h1 ^ v) * m1
+        h2 = (h2 + v) * m2
+        h2 ^= h2 >> np.uint64(29)
+        for b in range(256):
+            t = trans[s, b]
+            if t < 0:
+                continue
+            if ids[t] < 0:
+                ids[t] = n
+                order[n] = t
+                n += 1
+            v = np.uint64((ids[t] << 8) | b) + np.uint64(3)
+            h1 = (h1 ^ v) * m1
+            h1 ^= h1 >> np.uint64(31)
+            h2 = (h2 + v) * m2
+            h2 ^= h2 >> np.uint64(29)
+    return np.int64(h1 >> np.uint64(1)), np.int64(h2 >> np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
 def _product(ta, aa, tb, ab, limit, union):  # type: ignore[no-untyped-def]
     """Reachable pairs of the product automaton, -1 standing for a dead side. ``union``: a pair lives while
     either side does and accepts where either accepts; else both sides must live and accept. Stops

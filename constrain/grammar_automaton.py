@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,20 +25,23 @@ import numpy.typing as npt
 from constrain.automaton import TokenAutomaton
 from constrain.earley import EarleyParser
 from constrain.errors import LimitError
+from constrain.fsm import state_language_key
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     MAX_MISSES,
     REFRESH,
+    cross_below,
     cross_walk,
+    lexeme_walk,
     walk_bytes,
     walk_jobs,
 )
 from constrain.observed_masks import LOG_CAPACITY, MATCH, MISS, ObservedMasks, observation, replay
-from constrain.token_walk import state_masks
 from constrain.trie import TokenTrie
 from constrain.vocab import Vocabulary
 
 U32 = npt.NDArray[np.uint32]
+I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 
 MAX_THREADS = 4096
@@ -48,37 +51,80 @@ _MAX_RESUMES = 512
 _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
+_MAX_BOUNDARIES = 1 << 16
+"""Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
+
+
+LexKey = tuple[int, int]
+"""A lexer state by content: the hash of its language (:func:`fsm.state_language_key`)."""
+CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
+"""A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
+canonical order."""
+SharedCross = tuple[U32 | None, I64, I64, I64]
+"""A cross mask, its second-boundary trie nodes, and their lexer states as (position of the terminal in
+the :data:`CrossKey`'s list, DFA state)."""
+
+
+class Lexeme(NamedTuple):
+    """What a lexer state gives every grammar: the tokens that stay inside its lexeme, the trie nodes
+    where the lexeme may end with more bytes to come (``None``: too many to list), and the trie nodes
+    its walk visited."""
+
+    inside: U32
+    boundaries: I32 | None
+    visited: int
 
 
 class SharedMasks:
-    """Per-vocabulary cache of ``inside`` masks, keyed by (terminal DFA content hash, DFA state)."""
+    """Per-vocabulary caches shared by every grammar: lexer states keyed by their language (:data:`LexKey`),
+    and cross masks keyed by content (:data:`CrossKey`): JSON schemas all end a string with the same
+    quote and go on with the same commas and braces."""
 
     def __init__(self, trie: TokenTrie, words: int, max_bytes: int = 512 << 20) -> None:
         self.trie = trie
         self.words = words
-        self._masks: dict[tuple[str, int], U32] = {}
+        self._lexemes: dict[LexKey, Lexeme] = {}
         self._max = max(1, max_bytes // (4 * words))
+        self._cross: dict[CrossKey, SharedCross] = {}
         self._lock = threading.Lock()
 
-    def inside(self, dfa_key: str, local_state: int, trans: npt.NDArray[np.int32], global_state: int) -> U32:
-        key = (dfa_key, local_state)
-        m = self._masks.get(key)
-        if m is None:
-            m = _trie_mask(trans, global_state, self.trie, self.words)
+    def lexeme(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> Lexeme:
+        lex = self._lexemes.get(key)
+        if lex is None:
+            lex = _lexeme(gtrans, gacc, global_state, self.trie, self.words)
             with self._lock:
-                if len(self._masks) >= self._max:
-                    self._masks.pop(next(iter(self._masks)))
-                self._masks[key] = m
-        return m
+                if len(self._lexemes) >= self._max:
+                    self._lexemes.pop(next(iter(self._lexemes)))
+                self._lexemes[key] = lex
+        return lex
+
+    def inside(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> U32:
+        return self.lexeme(key, gtrans, gacc, global_state).inside
+
+    def cross(self, key: CrossKey) -> SharedCross | None:
+        return self._cross.get(key)
+
+    def put_cross(self, key: CrossKey, value: SharedCross) -> None:
+        with self._lock:
+            if len(self._cross) >= self._max:
+                self._cross.pop(next(iter(self._cross)))
+            self._cross[key] = value
 
 
-def _trie_mask(trans: npt.NDArray[np.int32], state: int, trie: TokenTrie, words: int) -> U32:
-    from constrain.fsm import ByteDFA
-
-    dfa = ByteDFA(trans, np.ones(trans.shape[0], bool))
-    m = state_masks(dfa, trie, np.array([state], np.int32), words)[0]
-    m.setflags(write=False)
-    return m
+def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, words: int) -> Lexeme:
+    inside = np.zeros(words, np.uint32)
+    cap = 4096
+    while True:
+        boundaries = np.empty(cap, np.int32)
+        visited = np.zeros(1, np.int64)
+        inside[:] = 0
+        n = lexeme_walk(g, gtrans, gacc, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+                        trie.node_tokens, trie.max_depth, inside, boundaries, visited)
+        if n >= 0 or cap >= _MAX_BOUNDARIES:
+            break
+        cap *= 4
+    inside.setflags(write=False)
+    return Lexeme(inside, boundaries[:n].copy() if n >= 0 else None, int(visited[0]))
 
 
 class GrammarAutomaton(TokenAutomaton):
@@ -95,20 +141,14 @@ class GrammarAutomaton(TokenAutomaton):
         self._gterm = tables.global_term.astype(np.int64)
         self._tignore = tables.term_ignore
         self._n_terms1 = tables.n_terms + 1
-        # local identity of each global lexer state, for the shared cache
-        self._dfa_key: list[str] = []
-        self._local: list[int] = []
-        for t, dfa in enumerate(tables.term_dfas):
-            for s in range(dfa.n_states):
-                self._dfa_key.append(dfa.key)
-                self._local.append(s)
-            assert len(self._local) == int(tables.term_offset[t + 1])
-        self._dfa_key.append("eps")
-        self._local.append(0)
+        self._lex_keys: dict[int, LexKey] = {}  # per global lexer state, made when first needed
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_starts = [int(self._term_start[t]) for t in range(tables.n_terms) if tables.term_ignore[t]]
         # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
+        self._eid_content: list[tuple[tuple[str, bool], ...]] = []  # the terminals of each set, by content
+        self._eid_terms: list[dict[int, int]] = []  # terminal -> its position in that content list
+        self._eid_order: list[I64] = []  # position -> terminal
         self._eid_start = np.zeros(1, np.int64)  # see grammar_walk
         self._eid_gs = np.zeros(0, np.int64)
         self._write = threading.RLock()
@@ -124,6 +164,13 @@ class GrammarAutomaton(TokenAutomaton):
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
+
+    def _lex_key(self, g: int) -> LexKey:
+        key = self._lex_keys.get(g)
+        if key is None:
+            h1, h2 = state_language_key(self._gtrans, self._gacc, g)
+            key = self._lex_keys[g] = (int(h1), int(h2))
+        return key
 
     # ------------------------------------------------------------------ parser mirror
     def _sync_eids(self) -> None:
@@ -145,6 +192,11 @@ class GrammarAutomaton(TokenAutomaton):
         starts_ = self._eid_start[-1] + np.cumsum(counts)
         eid_start = np.concatenate([self._eid_start, starts_])
         self._eid_gs = np.concatenate([self._eid_gs, after[keep]])
+        terms = sorted(set(expected) | {t for t in range(self.tables.n_terms) if self._tignore[t]},
+                       key=lambda t: (self.tables.term_dfas[t].key, bool(self._tignore[t])))
+        self._eid_content.append(tuple((self.tables.term_dfas[t].key, bool(self._tignore[t])) for t in terms))
+        self._eid_terms.append({t: i for i, t in enumerate(terms)})
+        self._eid_order.append(np.array(terms, np.int64))
         self._eid_start = eid_start  # published last: walks check their eid against its length
         self._eid_sets.append(arr)
 
@@ -331,12 +383,13 @@ class GrammarAutomaton(TokenAutomaton):
         for c, g in threads:
             if g == self.tables.eps_state:
                 continue
-            words |= self.shared.inside(self._dfa_key[g], self._local[g], self._gtrans, g)
             c2 = advance(c, int(self._gterm[g]))
+            if c2 >= 0:  # first, as the walk of a new cross mask also gives the inside one
+                e = self._col_eid(c2)
+                cross, nodes, states = self._cross_mask(g, e)
+            words |= self.shared.inside(self._lex_key(g), self._gtrans, self._gacc, g)
             if c2 < 0:
                 continue
-            e = self._col_eid(c2)
-            cross, nodes, states = self._cross_mask(g, e)
             if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
                 exact_c.append(c)
                 exact_g.append(g)
@@ -409,27 +462,51 @@ class GrammarAutomaton(TokenAutomaton):
         hit = self._cross.get(key)
         if hit is not None:
             return hit
+        shared_key = (self._lex_key(g), self._eid_content[e])
+        shared = self.shared.cross(shared_key)
+        if shared is None:
+            mask, nodes, states = self._compute_cross(g, e)
+            terms = self._gterm[states]
+            pos = np.array([self._eid_terms[e][t] for t in terms.tolist()], np.int64)
+            self.shared.put_cross(shared_key, (mask, nodes, pos, states - self._term_start[terms]))
+        else:
+            mask, nodes, pos, local = shared
+            states = self._term_start[self._eid_order[e][pos]] + local
+        result = (mask, nodes, states)
+        with self._write:
+            self._cross[key] = result
+        return result
+
+    def _compute_cross(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes = np.empty(1 << 16, np.int64)
         states = np.empty(1 << 16, np.int64)
         visited = np.zeros(1, np.int64)
-        n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
-                       trie.token_start,
-                       trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore, trie.max_depth, out,
-                       nodes, states, visited)
-        result: tuple[U32 | None, I64, I64]
+        lex = self.shared.lexeme(self._lex_key(g), self._gtrans, self._gacc, g)
+        n = -2
+        if lex.boundaries is not None:  # walk below the lexeme's boundaries only
+            n = cross_below(lex.boundaries, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
+                            trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
+                            self._gterm, self._tignore, trie.max_depth, 2 * lex.visited + 1000, out, nodes, states,
+                            visited)
+            visited[0] += lex.visited
+        if n == -2:
+            out[:] = 0
+            visited[0] = 0
+            n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
+                           trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
+                           trie.max_depth, out, nodes, states, visited)
         second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
         if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
             # below each costs more than one exact walk of the thread
-            result = (None, nodes[:0], states[:0])
-        else:
-            out.setflags(write=False)
-            result = (out, nodes[:n].copy(), states[:n].copy())
-        with self._write:
-            self._cross[key] = result
-        return result
+            return None, nodes[:0], states[:0]
+        out.setflags(write=False)
+        if n > 1:  # nested boundaries may record a (node, state) twice
+            pairs = np.unique(np.stack([nodes[:n], states[:n]], axis=1), axis=0)
+            return out, pairs[:, 0].copy(), pairs[:, 1].copy()
+        return out, nodes[:n].copy(), states[:n].copy()
 
 
 class _Log:

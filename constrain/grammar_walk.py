@@ -399,3 +399,111 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     return n_second
 
 
+
+
+@numba.njit(cache=True, nogil=True)
+def lexeme_walk(g0, gtrans, gacc, node_byte, node_depth, subtree_end, token_start, node_tokens, max_depth, inside,
+                boundaries, visited):  # type: ignore[no-untyped-def]
+    """Tokens that stay inside the lexeme in lexer state ``g0`` (bits set in ``inside``), and the trie
+    nodes below the root where that lexeme may end with more bytes to come (its *boundaries*, in
+    preorder; their count is returned, or -1 if ``boundaries`` is too small, the mask being complete
+    either way). ``visited[0]`` counts the trie nodes walked."""
+    n_nodes = node_byte.shape[0]
+    stack = np.empty(max_depth + 1, np.int64)
+    stack[0] = g0
+    nb = 0
+    i = 1
+    while i < n_nodes:
+        d = node_depth[i]
+        s = gtrans[stack[d - 1], node_byte[i]]
+        if s < 0:
+            i = subtree_end[i]
+            continue
+        stack[d] = s
+        visited[0] += 1
+        for j in range(token_start[i], token_start[i + 1]):
+            t = node_tokens[j]
+            inside[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        if gacc[s] and subtree_end[i] > i + 1 and nb >= 0:
+            if nb >= boundaries.shape[0]:
+                nb = -1  # too many to list; the inside mask is still completed
+            else:
+                boundaries[nb] = i
+                nb += 1
+        i += 1
+    return nb
+
+
+@numba.njit(cache=True, nogil=True)
+def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens,
+                gtrans, gacc, gterm, tignore, max_depth, budget, out, second_nodes, second_states,
+                visited):  # type: ignore[no-untyped-def]
+    """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`): below each boundary node only
+    the next lexemes (expected set ``e``) are walked, not the lexeme itself again. Returns the number of
+    second-boundary records, -1 on overflow, -2 past ``budget`` visited nodes (nested boundaries whose
+    subtrees overlap: the single walk of :func:`cross_walk` is then cheaper)."""
+    ns = 0
+    for b in range(256):
+        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])
+    cap = 4 * ns + 8
+    nxt = np.empty((max_depth + 2, cap), np.int64)
+    cnt = np.zeros(max_depth + 2, np.int64)
+    n_second = 0
+    for k0 in range(bnodes.shape[0]):
+        root = bnodes[k0]
+        d0 = node_depth[root]
+        cnt[d0] = 0
+        i = root + 1
+        end = subtree_end[root]
+        while i < end:
+            d = node_depth[i]
+            b = node_byte[i]
+            c = 0
+            respawn = d == d0 + 1  # the lexeme ended at the boundary: b starts a next lexeme
+            for k in range(cnt[d - 1] + 1):
+                lo_k, hi_k = k, k + 1
+                if k == cnt[d - 1]:
+                    if not respawn:
+                        break
+                    lo_k, hi_k = spawn_start[e * 256 + b], spawn_start[e * 256 + b + 1]
+                for kk in range(lo_k, hi_k):
+                    if k < cnt[d - 1]:
+                        q = nxt[d - 1, k]
+                        g2 = gtrans[q, b]
+                        if gacc[q] and tignore[gterm[q]]:
+                            respawn = True
+                    else:
+                        g2 = spawn_gs[kk]
+                    if g2 < 0:
+                        continue
+                    dup = False
+                    for q2 in range(c):
+                        if nxt[d, q2] == g2:
+                            dup = True
+                            break
+                    if not dup:
+                        if c >= nxt.shape[1]:
+                            return -1
+                        nxt[d, c] = g2
+                        c += 1
+            cnt[d] = c
+            if c == 0:
+                i = subtree_end[i]
+                continue
+            visited[0] += 1
+            if visited[0] > budget:
+                return -2
+            for j in range(token_start[i], token_start[i + 1]):
+                t = node_tokens[j]
+                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            if subtree_end[i] > i + 1:
+                for k in range(c):
+                    q = nxt[d, k]
+                    if gacc[q] and not tignore[gterm[q]]:
+                        if n_second >= second_nodes.shape[0]:
+                            return -1
+                        second_nodes[n_second] = i
+                        second_states[n_second] = q
+                        n_second += 1
+            i += 1
+    return n_second

@@ -153,3 +153,23 @@ def test_dfa_agrees_with_re(pattern: str, data: st.DataObject) -> None:
         expected = re_fullmatch(pattern, bad)
         if expected is not None:
             assert dfa.accepts(bad.encode()) == expected, bad
+
+
+def test_state_language_key_is_the_language() -> None:
+    """Equal languages hash equal from any DFA and state (length-bounded strings share their tails);
+    different languages differ."""
+    from constrain.fsm import state_language_key
+
+    def key(pattern: str, prefix: str) -> tuple[int, int]:
+        dfa = compile_regex(pattern)
+        s = dfa.run(prefix.encode())
+        assert s >= 0
+        h1, h2 = state_language_key(dfa.trans, dfa.accepting, s)
+        return int(h1), int(h2)
+
+    assert key('[a-z]{0,10}"', "abc") == key('[a-z]{0,7}"', "") == key('x[a-z]{0,8}"', "xa")
+    assert key("(ab)*c", "ab") == key("(ab)*c", "") == key("c|ab(ab)*c", "ab")
+    keys = {key('[a-z]{0,10}"', "a" * k) for k in range(11)}
+    assert len(keys) == 11
+    assert key("[a-z]+", "a") == key("[a-z]*", "") != key("[a-z]+", "")
+    assert key("[0-9]+", "1") != key("[0-9a-f]+", "1")

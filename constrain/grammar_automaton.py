@@ -118,7 +118,7 @@ def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, w
         boundaries = np.empty(cap, np.int32)
         visited = np.zeros(1, np.int64)
         inside[:] = 0
-        n = lexeme_walk(g, gtrans, gacc, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+        n = lexeme_walk(g, gtrans, gacc, trie.node_key, trie.node_token, trie.subtree_end, trie.token_start,
                         trie.node_tokens, trie.max_depth, inside, boundaries, visited)
         if n >= 0 or cap >= _MAX_BOUNDARIES:
             break

@@ -402,28 +402,33 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
 
 
 @numba.njit(cache=True, nogil=True)
-def lexeme_walk(g0, gtrans, gacc, node_byte, node_depth, subtree_end, token_start, node_tokens, max_depth, inside,
+def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start, node_tokens, max_depth, inside,
                 boundaries, visited):  # type: ignore[no-untyped-def]
     """Tokens that stay inside the lexeme in lexer state ``g0`` (bits set in ``inside``), and the trie
     nodes below the root where that lexeme may end with more bytes to come (its *boundaries*, in
     preorder; their count is returned, or -1 if ``boundaries`` is too small, the mask being complete
     either way). ``visited[0]`` counts the trie nodes walked."""
-    n_nodes = node_byte.shape[0]
+    n_nodes = node_key.shape[0]
     stack = np.empty(max_depth + 1, np.int64)
     stack[0] = g0
     nb = 0
     i = 1
+    n_visited = 0
     while i < n_nodes:
-        d = node_depth[i]
-        s = gtrans[stack[d - 1], node_byte[i]]
+        key = node_key[i]
+        s = gtrans[stack[(key >> 8) - 1], key & 255]
         if s < 0:
             i = subtree_end[i]
             continue
-        stack[d] = s
-        visited[0] += 1
-        for j in range(token_start[i], token_start[i + 1]):
-            t = node_tokens[j]
+        stack[key >> 8] = s
+        n_visited += 1
+        t = node_token[i]
+        if t >= 0:
             inside[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        elif t == -2:
+            for j in range(token_start[i], token_start[i + 1]):
+                t = node_tokens[j]
+                inside[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
         if gacc[s] and subtree_end[i] > i + 1 and nb >= 0:
             if nb >= boundaries.shape[0]:
                 nb = -1  # too many to list; the inside mask is still completed
@@ -431,6 +436,7 @@ def lexeme_walk(g0, gtrans, gacc, node_byte, node_depth, subtree_end, token_star
                 boundaries[nb] = i
                 nb += 1
         i += 1
+    visited[0] += n_visited
     return nb
 
 

@@ -22,6 +22,7 @@ approximate.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -199,6 +200,7 @@ class ObservedMasks:
         self._masks: dict[bytes, U32] = {}  # equal masks share memory
         self.reused = 0
         """Masks found by replay (for tests and statistics)."""
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(cols: I64, gs: I64, col_eid: I64) -> tuple[tuple[Any, ...], I64]:
@@ -207,27 +209,29 @@ class ObservedMasks:
         return (inverse.tobytes(), gs.tobytes(), col_eid[roots].tobytes()), roots
 
     def candidates(self, key: tuple[Any, ...]) -> list[tuple[I64, I64, U32]]:
-        return self._entries.get(key, [])
+        return list(self._entries.get(key, ()))  # a copy: other threads may reorder the list
 
     def matched(self, key: tuple[Any, ...], i: int) -> None:
         """Entry ``i`` of ``key`` matched: try it first next time."""
-        self.reused += 1
-        entries = self._entries.get(key)
-        if entries is not None and 0 < i < len(entries):
-            entries.insert(0, entries.pop(i))
+        with self._lock:
+            self.reused += 1
+            entries = self._entries.get(key)
+            if entries is not None and 0 < i < len(entries):
+                entries.insert(0, entries.pop(i))
 
     def add(self, key: tuple[Any, ...], ops: I64, eids: I64, mask: U32) -> None:
         if self._max == 0:
             return
-        shared = self._masks.setdefault(mask.tobytes(), mask)
-        entries = self._entries.setdefault(key, [])
-        entries.append((ops, eids, shared))
-        self._n += 1
-        if len(entries) > self._per_key:
-            entries.pop(-2)
-            self._n -= 1
-        while self._n > self._max:
-            _, dropped = self._entries.popitem(last=False)
-            self._n -= len(dropped)
+        with self._lock:
+            shared = self._masks.setdefault(mask.tobytes(), mask)
+            entries = self._entries.setdefault(key, [])
+            entries.append((ops, eids, shared))
+            self._n += 1
+            if len(entries) > self._per_key:
+                entries.pop(-2)
+                self._n -= 1
+            while self._n > self._max:
+                _, dropped = self._entries.popitem(last=False)
+                self._n -= len(dropped)
             if len(self._masks) > self._max:
                 self._masks.clear()

@@ -33,6 +33,10 @@ class TokenTrie:
     """Node at which each token id ends (-1 for ids that are not text)."""
     max_depth: int
     vocab_size: int
+    node_key: I32
+    """``depth << 8 | byte`` of each node: one load in the hottest walks."""
+    node_token: I32
+    """The token ending at each node: -1 none, -2 several (then see ``node_tokens``)."""
 
     @property
     def n_nodes(self) -> int:
@@ -58,7 +62,13 @@ class TokenTrie:
         counts = np.bincount(tok_node_sorted, minlength=n).astype(np.int32)
         token_start = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=token_start[1:])
+        node_token = np.full(n, -1, dtype=np.int32)
+        single = counts == 1
+        node_token[single] = id_arr[order][token_start[:-1][single]]
+        node_token[counts > 1] = -2
         return cls(
+            node_key=(node_depth.astype(np.int32) << 8) | node_byte.astype(np.int32),
+            node_token=node_token,
             node_byte=node_byte,
             node_depth=node_depth,
             subtree_end=subtree_end,

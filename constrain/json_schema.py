@@ -41,6 +41,8 @@ DEFAULT_BASE = "https://constrain.invalid/schema.json"
 MAX_ALTERNATIVES = 64
 """Most object (or array) alternatives one schema may expand to (allOf over anyOf multiplies them)."""
 MAX_STATES = 4096
+MAX_UNIQUE_VALUES = 10
+"""``uniqueItems`` is enforced over at most this many values (the array machine tracks which are used)."""
 """Most states of the per-object or per-array counting machine (any_order, min/maxProperties, ...)."""
 LONG_STRING = 64
 """Length bounds above this are counted with 32-character chunks in the grammar instead of one DFA."""
@@ -84,6 +86,9 @@ class Arr:
     min_items: int
     max_items: int | None
     contains: tuple[tuple[Schema, int, int | None], ...]
+    unique: tuple[Schema, ...] | None = None
+    """With ``uniqueItems`` over a finite set of scalars: one schema per value (elements come from these,
+    each at most once); ``prefix`` and ``contains`` are then empty."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -462,6 +467,8 @@ class _Converter:
         return self.ref(("and", id(lo), id(hi)), "and", lambda: self.intersect(lo, hi))
 
     def _and_arr(self, p: Arr, q: Arr) -> Arr | None:
+        if p.unique is not None or q.unique is not None:
+            raise _Unsupported("uniqueItems combined with other array schemas (allOf, $ref siblings)")
         n = max(len(p.prefix), len(q.prefix))
         prefix = [self.meet(p.prefix[i] if i < len(p.prefix) else p.items,
                             q.prefix[i] if i < len(q.prefix) else q.items) for i in range(n)]
@@ -540,6 +547,8 @@ class _Converter:
 
     def _not_arr(self, a: Arr) -> list[Schema]:
         """Arrays violating ``a``: each violated condition is one alternative."""
+        if a.unique is not None:
+            raise _Unsupported("complement of uniqueItems")
         out: list[Arr | None] = []
         if a.min_items > 0:
             out.append(self.arr((), None, 0, a.min_items - 1, ()))
@@ -879,8 +888,36 @@ class _Converter:
         lo_items, hi_items = self._count(node, "minItems", ctx) or 0, self._count(node, "maxItems", ctx)
         a = self.arr(prefix, items, lo_items, hi_items, contains)
         if node.get("uniqueItems") is True and a is not None and not (a.max_items is not None and a.max_items <= 1):
-            self.unsupported("uniqueItems", ctx, "uniqueness of array elements is not a context-free property")
+            values = self._finite_values(a.items) if not (a.prefix or a.contains) else None
+            if values is None:
+                self.unsupported("uniqueItems", ctx, "uniqueness of array elements is enforced only for items "
+                                 f"that are one of at most {MAX_UNIQUE_VALUES} scalar values (enum, const, boolean, "
+                                 "null), without prefixItems or contains")
+                return a
+            hi = len(values) if a.max_items is None else min(a.max_items, len(values))
+            if a.min_items > hi:
+                return None
+            return self._mk(Arr, (), a.items, a.min_items, hi, (), tuple(values))  # type: ignore[no-any-return]
         return a
+
+    def _finite_values(self, s: Schema) -> list[Schema] | None:
+        """One schema per JSON value of ``s`` if it is a few scalars (what finite ``uniqueItems`` needs)."""
+        if s.arrs or s.objs or s.refs:
+            return None
+        out = [self.schema_of(null=True)] if s.null else []
+        out += [self.schema_of(bools=frozenset({b})) for b in sorted(s.bools)]
+        for lang, kind in ((s.num, "num"), (s.str, "str")):
+            if lang.is_bottom:
+                continue
+            if not (lang.op == "atom" and lang.args[0] == "lits"):
+                return None
+            groups: dict[Any, set[Any]] = {}  # numbers by value: 1 and 1.0 are one value
+            for v in lang.args[1]:
+                groups.setdefault(v[0] if kind == "num" else v, set()).add(v)
+            for _, vs in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+                one = atom(kind, "lits", frozenset(vs))
+                out.append(self.schema_of(num=one) if kind == "num" else self.schema_of(str=one))
+        return out if len(out) <= MAX_UNIQUE_VALUES else None
 
     # objects ---------------------------------------------------
     def _object(self, node: dict[str, Any], ctx: _Ctx) -> Obj | None:
@@ -1306,6 +1343,10 @@ class _Emitter:
             i, c = state
             if a.max_items is not None and i >= a.max_items:
                 return []
+            if a.unique is not None:  # c: the set of values used so far, as bits
+                sep = [comma] if i > 0 else []
+                return [((i + 1, c | 1 << k), [*sep, self.value(v, depth + 1)])
+                        for k, v in enumerate(a.unique) if not c >> k & 1]
             e = elem_schema(i)
             if e.is_false:
                 return []

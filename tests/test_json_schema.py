@@ -184,6 +184,23 @@ def test_arrays() -> None:
           [["a"], [1, 2]], draft=7)
 
 
+
+def test_unique_items_over_finite_values() -> None:
+    """``uniqueItems`` is exact where the items are a few scalars: each value at most once, numbers by value."""
+    check({"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True},
+          [[], ["a"], ["c", "a"], ["b", "c", "a"]], [["a", "a"], ["a", "b", "a"], ["d"], ["a", "b", "c", "a"]])
+    check({"type": "array", "items": {"enum": [1, 1.0, 2, None, True]}, "uniqueItems": True, "minItems": 2},
+          [[1, 2], [None, True, 2], [1.0, 2]], [[1, 1], [1, 1.0], [2, 2], [None], [True, True]])
+    check({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True},
+          [[True, False], [False]], [[True, True], [True, False, True]])
+    check({"type": "array", "items": {"const": "x"}, "uniqueItems": True, "maxItems": 5}, [[], ["x"]], [["x", "x"]])
+    with pytest.raises(SchemaError, match="matches no JSON value"):
+        schema_to_grammar({"type": "array", "items": {"enum": ["a", "b"]}, "uniqueItems": True, "minItems": 3})
+    with pytest.raises(SchemaError, match="uniqueItems"):  # open item types stay refused
+        schema_to_grammar({"type": "array", "items": {"type": "string"}, "uniqueItems": True})
+    with pytest.raises(SchemaError, match="uniqueItems"):  # too many values to track
+        schema_to_grammar({"type": "array", "items": {"enum": list(range(11))}, "uniqueItems": True})
+
 # ---------------------------------------------------------------- combinators and references
 def test_combinators() -> None:
     check({"anyOf": [{"type": "string"}, {"minimum": 3}]}, ["x", 3, None], [2])

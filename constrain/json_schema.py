@@ -1516,10 +1516,10 @@ def schema_to_grammar(
     json-pointer and relative-json-pointer are enforced (hostname A-labels, and leap seconds written with a
     non-zero offset, are refused: a sound subset), other format names are annotations. Numbers: bounds,
     ``multipleOf`` and ``const``/``enum`` are exact over exponent-free spellings; unconstrained numbers also
-    take exponents. ``uniqueItems`` (unless at most one item), ``unevaluated*``, overlapping ``oneOf``
-    branches or ``not`` of what has no complement here are refused. Annotations (title, description,
-    default, examples, ``$comment``, ``readOnly``, ...) and unknown keywords are ignored, as JSON Schema
-    prescribes. OpenAPI's ``nullable: true`` adds null.
+    take exponents. ``uniqueItems`` (unless at most one item or a few scalar values), ``unevaluated*``,
+    overlapping ``oneOf`` branches or ``not`` of what has no complement here are refused. Annotations
+    (title, description, default, examples, ``$comment``, ``readOnly``, ...) and unknown keywords are
+    ignored, as JSON Schema prescribes. OpenAPI's ``nullable: true`` adds null.
     """
     if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
         schema = schema.model_json_schema()

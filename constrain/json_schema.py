@@ -23,7 +23,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
@@ -281,6 +281,16 @@ class Options:
     draft: int | None = None
     max_depth: int = 32
     assert_format: bool = True
+
+
+@dataclass
+class _Evaluated:
+    """Object keys (names, patterns) or leading array items that in-place subschemas evaluate."""
+
+    names: set[str] = field(default_factory=set)
+    patterns: list[Lang] = field(default_factory=list)
+    items: int = 0
+    everything: bool = False
 
 
 class _Converter:
@@ -734,8 +744,10 @@ class _Converter:
             parts.append(self._if_then_else(node, ctx))
         parts.extend(self._dependencies(node, ctx))
         for kw in ("unevaluatedProperties", "unevaluatedItems"):
-            if kw in node and node[kw] is not True and node[kw] != {}:
-                self.unsupported(kw, ctx, "not implemented")
+            if kw in node and node[kw] is not True and node[kw] != {} and d >= 2019:
+                part = self._unevaluated(node, kw, ctx)
+                if part is not None:
+                    parts.append(part)
         out = self.TRUE
         try:
             for p in parts:
@@ -747,6 +759,91 @@ class _Converter:
         if node.get("nullable") is True:
             out = self.union([out, self.schema_of(null=True)])
         return out
+
+    def _unevaluated(self, node: dict[str, Any], kw: str, ctx: _Ctx) -> Schema | None:
+        """``unevaluatedProperties``/``unevaluatedItems`` where the evaluated keys (item count) follow from
+        the schema alone: its own keywords, ``allOf`` and references, recursively. Branches whose
+        success varies by instance (``anyOf``, ``oneOf``, ``if``, ``dependentSchemas``) must not
+        evaluate anything, and ``contains`` is refused (which items it evaluates depends on their values);
+        ``not`` never evaluates. Then it is one more constraint: keys outside the evaluated ones (items
+        past the count) match the keyword's schema."""
+        props = kw == "unevaluatedProperties"
+        ev = _Evaluated()
+        try:
+            self._collect_evaluated(node, ctx, props, ev, set(), top_level=True)
+        except _Unsupported as e:
+            self.unsupported(kw, ctx, str(e))
+            return None
+        if ev.everything:
+            return None
+        rest = self.sub(node[kw], ctx.at(kw))
+        anything = dict(null=True, bools=frozenset({True, False}), num=top("num"), str=top("str"))
+        if props:
+            known = lor("str", atom("str", "lits", frozenset(ev.names)), *ev.patterns)
+            classes = self._key_classes([(known, self.TRUE)], rest, ctx)
+            o = self.obj([], frozenset(), classes, 0, None)
+            return self.schema_of(**anything, arrs=self.TRUE.arrs, objs=[o] if o else [])  # type: ignore[arg-type]
+        a = self.arr([self.TRUE] * ev.items, rest, 0, None, ())
+        return self.schema_of(**anything, arrs=[a] if a else [], objs=self.TRUE.objs)  # type: ignore[arg-type]
+
+    def _collect_evaluated(self, node: Any, ctx: _Ctx, props: bool, ev: _Evaluated, seen: set[int],
+                           top_level: bool = False) -> None:
+        """Add to ``ev`` what ``node`` evaluates in place (see :meth:`_unevaluated`)."""
+        if not isinstance(node, dict):
+            return
+        if id(node) in seen:
+            raise _Unsupported("a reference cycle among the schemas applied in place")
+        seen = seen | {id(node)}
+        if props:
+            named = node.get("properties", {})
+            ev.names.update(named if isinstance(named, dict) else ())
+            pats = node.get("patternProperties", {})
+            for p in pats if isinstance(pats, dict) else ():
+                ev.patterns.append(atom("str", "pattern", p))
+            if "additionalProperties" in node or (not top_level and "unevaluatedProperties" in node):
+                ev.everything = True
+        else:
+            if ctx.draft >= 2020:
+                if isinstance(node.get("prefixItems"), list):
+                    ev.items = max(ev.items, len(node["prefixItems"]))
+                if "items" in node:
+                    ev.everything = True
+            else:
+                it = node.get("items")
+                if isinstance(it, list):
+                    ev.items = max(ev.items, len(it))
+                    if "additionalItems" in node:
+                        ev.everything = True
+                elif it is not None:
+                    ev.everything = True
+            if not top_level and "unevaluatedItems" in node:
+                ev.everything = True
+            if "contains" in node:
+                raise _Unsupported("contains evaluates the items that match it, which depends on their values")
+        for i, x in enumerate(node.get("allOf", []) if isinstance(node.get("allOf"), list) else []):
+            self._collect_evaluated(x, ctx.at("allOf", i), props, ev, seen)
+        for kw in ("$ref", "$dynamicRef", "$recursiveRef"):
+            if isinstance(node.get(kw), str):
+                value = node[kw] if kw == "$ref" else self._dynamic_target(node, kw, node[kw], ctx)
+                if value is None:
+                    raise _Unsupported(f"{kw} with a dynamic scope")
+                target, tctx = self.resolver.resolve(value, ctx)
+                self._collect_evaluated(target, tctx, props, ev, seen)
+        varying: list[tuple[Any, _Ctx]] = []
+        for kw in ("anyOf", "oneOf"):
+            if isinstance(node.get(kw), list):
+                varying += [(x, ctx.at(kw, i)) for i, x in enumerate(node[kw])]
+        for kw in ("if", "then", "else"):
+            if kw in node:
+                varying.append((node[kw], ctx.at(kw)))
+        deps = node.get("dependentSchemas")
+        if isinstance(deps, dict):
+            varying += [(x, ctx.at("dependentSchemas", k)) for k, x in deps.items()]
+        for x, xctx in varying:
+            inner = _Evaluated()
+            self._collect_evaluated(x, xctx, props, inner, seen)
+            if inner.everything or inner.names or inner.patterns or inner.items:
+                raise _Unsupported(f"what {xctx.pointer} evaluates depends on whether it matches the instance")
 
     def _types(self, node: dict[str, Any], ctx: _Ctx) -> set[str]:
         allowed = {"null", "boolean", "integer", "number", "string", "array", "object"}
@@ -1516,8 +1613,9 @@ def schema_to_grammar(
     json-pointer and relative-json-pointer are enforced (hostname A-labels, and leap seconds written with a
     non-zero offset, are refused: a sound subset), other format names are annotations. Numbers: bounds,
     ``multipleOf`` and ``const``/``enum`` are exact over exponent-free spellings; unconstrained numbers also
-    take exponents. ``uniqueItems`` (unless at most one item or a few scalar values), ``unevaluated*``,
-    overlapping ``oneOf`` branches or ``not`` of what has no complement here are refused. Annotations
+    take exponents. ``uniqueItems`` (unless at most one item or a few scalar values), ``unevaluated*``
+    (unless what is evaluated follows from the schema, its ``allOf`` and references), overlapping
+    ``oneOf`` branches or ``not`` of what has no complement here are refused. Annotations
     (title, description, default, examples, ``$comment``, ``readOnly``, ...) and unknown keywords are
     ignored, as JSON Schema prescribes. OpenAPI's ``nullable: true`` adds null.
     """

@@ -201,6 +201,26 @@ def test_unique_items_over_finite_values() -> None:
     with pytest.raises(SchemaError, match="uniqueItems"):  # too many values to track
         schema_to_grammar({"type": "array", "items": {"enum": list(range(11))}, "uniqueItems": True})
 
+
+def test_unevaluated_where_annotations_are_static() -> None:
+    """unevaluatedProperties/Items over what the schema, its allOf and its references evaluate; branches
+    that may or may not match (anyOf, if) are fine when they evaluate nothing."""
+    check({"$defs": {"base": {"properties": {"id": {"type": "integer"}}, "required": ["id"]}},
+           "allOf": [{"$ref": "#/$defs/base"}], "properties": {"name": {"type": "string"}},
+           "patternProperties": {"^x-": {"type": "integer"}}, "unevaluatedProperties": False,
+           "anyOf": [{"required": ["name"]}, {"required": ["x-a"]}]},
+          [{"id": 1, "name": "n"}, {"id": 1, "x-a": 2}, {"id": 1, "name": "n", "x-b": 3}],
+          [{"id": 1}, {"id": 1, "name": "n", "other": 2}, {"name": "n"}, {"id": 1, "x-a": "s"}])
+    check({"properties": {"a": True}, "unevaluatedProperties": {"type": "integer"}},
+          [{"a": "s", "b": 1}, {}], [{"b": "s"}])
+    check({"allOf": [{"prefixItems": [{"type": "integer"}]}], "prefixItems": [True, True],
+           "unevaluatedItems": False}, [[1], [1, "a"]], [[1, "a", None], ["a"]])
+    check({"items": {"type": "integer"}, "unevaluatedItems": False}, [[1, 2]], [["a"]])
+    check({"$schema": "https://json-schema.org/draft/2019-09/schema", "items": [True], "unevaluatedItems": False},
+          [[], [1]], [[1, 2]])
+    check({"$schema": "https://json-schema.org/draft/2019-09/schema", "prefixItems": [True],
+           "unevaluatedItems": False}, [[]], [[1]])  # no prefixItems before 2020-12
+
 # ---------------------------------------------------------------- combinators and references
 def test_combinators() -> None:
     check({"anyOf": [{"type": "string"}, {"minimum": 3}]}, ["x", 3, None], [2])
@@ -275,7 +295,9 @@ def test_draft_differences() -> None:
     ({"type": "array", "uniqueItems": True}, "uniqueItems", "/uniqueItems"),
     ({"properties": {"a": {"type": "string", "pattern": "(?=a)"}}}, "pattern", "/properties/a/pattern"),
     ({"properties": {"d": {"format": "idn-hostname"}}}, "format", "/properties/d/format"),
-    ({"unevaluatedProperties": False}, "unevaluatedProperties", "/unevaluatedProperties"),
+    ({"anyOf": [{"properties": {"a": True}}, {"required": ["b"]}], "unevaluatedProperties": False},
+     "unevaluatedProperties", "/unevaluatedProperties"),
+    ({"contains": {"type": "string"}, "unevaluatedItems": False}, "unevaluatedItems", "/unevaluatedItems"),
 ])
 def test_unsupported_keywords_are_named(schema: dict[str, Any], keyword: str, pointer: str) -> None:
     with pytest.raises(SchemaError) as e:

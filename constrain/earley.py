@@ -179,27 +179,24 @@ def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_st
             a_sym = dlhs[d]
             if a_sym == start_symbol:
                 continue  # nothing waits for the augmented start symbol
-            # kernel items of o waiting for a_sym, then the predicted ones (origin o)
-            need = 0
-            for q in range(col_kstart[o], col_kstart[o + 1]):
-                if dnext[k_item[q] >> _SHIFT] == a_sym:
-                    need += 1
-            for q in range(col_nstart[o], col_nstart[o + 1]):
-                nt = col_nts[q] - n_terms
-                lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
-                need += hi - lo
-            if top + need > stack.shape[0]:
-                stack2 = np.empty(max(2 * stack.shape[0], top + need), np.int64)
-                stack2[:top] = stack[:top]
-                stack = stack2
+            # kernel items of o waiting for a_sym, then the predicted ones (origin o); the stack grows
+            # in place (one pass over o, not a counting pass first)
             for q in range(col_kstart[o], col_kstart[o + 1]):
                 it = k_item[q]
                 if dnext[it >> _SHIFT] == a_sym:
+                    if top >= stack.shape[0]:
+                        stack2 = np.empty(2 * stack.shape[0] + 16, np.int64)
+                        stack2[:top] = stack[:top]
+                        stack = stack2
                     stack[top] = it + (np.int64(1) << _SHIFT)
                     top += 1
             for q in range(col_nstart[o], col_nstart[o + 1]):
                 nt = col_nts[q] - n_terms
                 lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
+                if top + (hi - lo) > stack.shape[0]:
+                    stack2 = np.empty(2 * stack.shape[0] + (hi - lo), np.int64)
+                    stack2[:top] = stack[:top]
+                    stack = stack2
                 for r in range(lo, hi):
                     stack[top] = ((cl_item[r] + 1) << _SHIFT) | o
                     top += 1

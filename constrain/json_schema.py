@@ -1513,7 +1513,7 @@ class _Emitter:
                 return c if c <= cap else None
             return min(c, cap)
 
-        any_order = self.opt.any_order and n > 1
+        any_order = self.opt.any_order and (n > 1 or (n == 1 and bool(extras)))  # extras may come first too
         if any_order and (1 << n) * (cap + 1) * (all_w + 1) > MAX_STATES:
             raise SchemaError(f"any_order with {n} properties needs too many grammar states")
 

@@ -154,6 +154,11 @@ def test_object_properties_in_schema_order() -> None:
 def test_any_order() -> None:
     check(PERSON, [{"age": 3, "name": "a"}, {"tags": [], "name": "b", "age": 1}],
           [{"age": 3}, Raw('{"name":"a","age":1,"age":2}')], any_order=True)
+    # other keys may come before, between and after the named ones, also with a single named property
+    one = {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}
+    check(one, [{"name": "x", "token": "t"}, {"token": "t", "name": "x"}, {"a": 1, "token": "t", "b": 2}],
+          [{"name": "x"}, Raw('{"token":"t","token":"u"}')], any_order=True)
+    check(one, [{"token": "t", "name": "x"}], [{"name": "x", "token": "t"}])  # default: the schema's order
 
 
 def test_additional_and_pattern_properties() -> None:

@@ -78,24 +78,22 @@ class Lexeme(NamedTuple):
 class SharedMasks:
     """Per-vocabulary caches shared by every grammar: lexer states keyed by their language (:data:`LexKey`),
     and cross masks keyed by content (:data:`CrossKey`): JSON schemas all end a string with the same
-    quote and go on with the same commas and braces."""
+    quote and go on with the same commas and braces. Both are bounded in bytes (oldest entries go first)."""
 
     def __init__(self, trie: TokenTrie, words: int, max_bytes: int = 512 << 20) -> None:
         self.trie = trie
         self.words = words
-        self._lexemes: dict[LexKey, Lexeme] = {}
-        self._max = max(1, max_bytes // (4 * words))
-        self._cross: dict[CrossKey, SharedCross] = {}
+        self._lexemes: OrderedDict[LexKey, Lexeme] = OrderedDict()
+        self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
+        self._bytes = [0, 0]  # held by lexemes, by cross masks
+        self._max_bytes = max_bytes // 2  # for each of the two
         self._lock = threading.Lock()
 
     def lexeme(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> Lexeme:
         lex = self._lexemes.get(key)
         if lex is None:
             lex = _lexeme(gtrans, gacc, global_state, self.trie, self.words)
-            with self._lock:
-                if len(self._lexemes) >= self._max:
-                    self._lexemes.pop(next(iter(self._lexemes)))
-                self._lexemes[key] = lex
+            self._put(self._lexemes, 0, key, lex)
         return lex
 
     def inside(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> U32:
@@ -105,10 +103,21 @@ class SharedMasks:
         return self._cross.get(key)
 
     def put_cross(self, key: CrossKey, value: SharedCross) -> None:
+        self._put(self._cross, 1, key, value)
+
+    def _put(self, cache: OrderedDict[Any, Any], which: int, key: Any, value: tuple[Any, ...]) -> None:
         with self._lock:
-            if len(self._cross) >= self._max:
-                self._cross.pop(next(iter(self._cross)))
-            self._cross[key] = value
+            if key in cache:
+                return
+            cache[key] = value
+            self._bytes[which] += _nbytes(value)
+            while self._bytes[which] > self._max_bytes and len(cache) > 1:
+                _, old = cache.popitem(last=False)
+                self._bytes[which] -= _nbytes(old)
+
+
+def _nbytes(value: tuple[Any, ...]) -> int:
+    return sum(int(x.nbytes) for x in value if isinstance(x, np.ndarray)) + 64
 
 
 def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, words: int) -> Lexeme:
@@ -160,7 +169,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
         self._steps: dict[tuple[int, int], int] = {}
-        self._observed = ObservedMasks(max_entries=50_000 if reuse_masks else 0)
+        self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init

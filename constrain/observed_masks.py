@@ -23,7 +23,6 @@ approximate.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Any
 
 import numba
@@ -190,12 +189,15 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
 
 
 class ObservedMasks:
-    """Masks kept with the observation that computed them, found by (thread shape, root ``eid``s)."""
+    """Masks kept with the observation that computed them, found by (thread shape, root ``eid``s).
 
-    def __init__(self, max_entries: int = 50_000, per_key: int = 32) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], list[tuple[I64, I64, U32]]] = OrderedDict()
-        self._n = 0
-        self._max = max_entries
+    Bounded in bytes (observations and the distinct masks they hold): past ``max_bytes`` everything is
+    dropped and collected again, which costs only recomputation."""
+
+    def __init__(self, max_bytes: int = 64 << 20, per_key: int = 32) -> None:
+        self._entries: dict[tuple[Any, ...], list[tuple[I64, I64, U32]]] = {}
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._per_key = per_key
         self._masks: dict[bytes, U32] = {}  # equal masks share memory
         self.reused = 0
@@ -220,18 +222,21 @@ class ObservedMasks:
                 entries.insert(0, entries.pop(i))
 
     def add(self, key: tuple[Any, ...], ops: I64, eids: I64, mask: U32) -> None:
-        if self._max == 0:
+        if self._max_bytes == 0:
             return
+        ops = ops.astype(np.int32)  # kinds, column numbers, terminals: small
         with self._lock:
-            shared = self._masks.setdefault(mask.tobytes(), mask)
+            shared = self._masks.get(mask.tobytes())
+            if shared is None:
+                shared = self._masks[mask.tobytes()] = mask
+                self._bytes += int(mask.nbytes)
             entries = self._entries.setdefault(key, [])
             entries.append((ops, eids, shared))
-            self._n += 1
+            self._bytes += int(ops.nbytes + eids.nbytes) + 64
             if len(entries) > self._per_key:
-                entries.pop(-2)
-                self._n -= 1
-            while self._n > self._max:
-                _, dropped = self._entries.popitem(last=False)
-                self._n -= len(dropped)
-            if len(self._masks) > self._max:
+                dropped = entries.pop(-2)
+                self._bytes -= int(dropped[0].nbytes + dropped[1].nbytes) + 64
+            if self._bytes > self._max_bytes:
+                self._entries.clear()
                 self._masks.clear()
+                self._bytes = 0

@@ -218,3 +218,24 @@ def test_reused_masks_equal_fresh_ones() -> None:
             assert a >= 0 and b >= 0
     assert reusing._observed.reused > 0 and fresh._observed.reused == 0
     assert checked > 100
+
+
+def test_bounded_caches_give_the_same_masks() -> None:
+    """Shared lexer-state and cross-mask caches that evict at once (a tiny byte budget) still give exact
+    masks: eviction costs recomputation only."""
+    from constrain.grammar_automaton import GrammarAutomaton, SharedMasks
+    from constrain.grammar_tables import build_tables
+
+    comp = compiler("smollm2")
+    ir = lark_to_grammar(JSON_LARK)
+    tables = build_tables(ir, comp.vocab.byte_alphabet)
+    small = SharedMasks(comp.trie, bitmask_words(comp.vocab.size), 1 << 12)
+    tiny = GrammarAutomaton(tables, comp.vocab, comp.trie, small)
+    tiny._observed = type(tiny._observed)(max_bytes=1 << 12)
+    ref = GrammarAutomaton(tables, comp.vocab, comp.trie, comp.shared_masks, reuse_masks=False)
+    for s in sample_strings(ir, 8, seed=11, byte_alphabet=comp.vocab.byte_alphabet):
+        a, b = tiny.initial_state, ref.initial_state
+        for t in comp.tokenizer.encode(s, add_special_tokens=False):
+            assert np.array_equal(tiny.mask(a), ref.mask(b)), s
+            a, b = tiny.step(a, t), ref.step(b, t)
+    assert len(tiny.shared._lexemes) <= 2

@@ -168,7 +168,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
-        self._steps: dict[tuple[int, int], int] = {}
+        self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
@@ -285,12 +285,13 @@ class GrammarAutomaton(TokenAutomaton):
         return cap * 4
 
     def step(self, state: int, token: int) -> int:
-        key = (state, token)
+        n = len(self.vocab.token_bytes)
+        if not 0 <= token < n or not self.vocab.token_bytes[token]:
+            return -1
+        key = state * n + token
         hit = self._steps.get(key)
         if hit is not None:
             return hit
-        if not 0 <= token < len(self.vocab.token_bytes) or not self.vocab.token_bytes[token]:
-            return -1
         nxt = self.step_bytes(state, self.vocab.token_bytes[token])
         if len(self._steps) < 2_000_000:
             self._steps[key] = nxt

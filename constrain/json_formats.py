@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from constrain.errors import LimitError, RegexError
-from constrain.fsm import ByteDFA, compile_node, trim_and_minimize
+from constrain.fsm import MAX_DFA_STATES, ByteDFA, compile_node, trim_and_minimize
 from constrain.regex import EMPTY, MAX_CODE_POINT, Alt, CharSet, Node, Repeat, Seq, complement, literal, normalize
 
 DIGIT = CharSet(((0x30, 0x39),))
@@ -1005,6 +1005,9 @@ def string_length_dfa(lo: int, hi: int | None) -> ByteDFA:
                 base[idx[s], b] = -2 if t == fin else idx[t]
     levels = (hi if hi is not None else lo) + 1
     n = 1 + levels * k + 1  # opening-quote state, counted states, accept state
+    if n > MAX_DFA_STATES:  # before allocating n x 256 (a 65,535 bound would take a gigabyte)
+        raise LimitError(f"string length bound {hi if hi is not None else lo} too large for one automaton: "
+                         f"more than {MAX_DFA_STATES} DFA states")
     trans = np.full((n, 256), -1, np.int32)
     accept = n - 1
     acc = np.zeros(n, bool)

@@ -329,6 +329,14 @@ def test_annotations_and_unknown_keywords_are_ignored() -> None:
                "deprecated": True, "readOnly": True, "format": "int32", "type": "integer"}, [1], ["a"])
 
 
+def test_huge_length_bound_with_a_pattern_is_refused_before_building() -> None:
+    """maxLength 65535 with a pattern needs one automaton state per counted character: refused up front
+    (it used to allocate gigabytes before failing); alone, long bounds are counted by the grammar."""
+    with pytest.raises(SchemaError, match="string length bound 65535 too large"):
+        schema_to_grammar({"type": "string", "maxLength": 65535, "pattern": "^a+$"})
+    check({"type": "string", "maxLength": 65535}, ["", "a" * 100], [1])
+
+
 def test_empty_schema_is_an_error() -> None:
     with pytest.raises(SchemaError, match="matches no JSON value"):
         schema_to_grammar({"type": "string", "enum": [1]})

@@ -649,6 +649,14 @@ def _closure(nfa: _NFA, states: frozenset[int], memo: dict[int, frozenset[int]])
 
 def compile_node(node: Node) -> ByteDFA:
     """A trimmed, minimal byte DFA for a code-point regex tree (UTF-8 encoded strings)."""
+    text = _literal_text(node)
+    if text is not None:  # a literal (JSON keys, keywords, punctuation): its byte chain, built directly
+        data = np.frombuffer(text.encode("utf-8"), np.uint8)
+        trans = np.full((len(data) + 1, 256), -1, np.int32)
+        trans[np.arange(len(data)), data] = np.arange(1, len(data) + 1, dtype=np.int32)
+        accepting = np.zeros(len(data) + 1, np.bool_)
+        accepting[-1] = True
+        return ByteDFA(trans, accepting)
     sets: list[Ranges] = []
     _collect_sets(node, sets)
     classes, bits_of = _partition(sets)
@@ -713,6 +721,22 @@ def compile_node(node: Node) -> ByteDFA:
         return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
     small_trans = [{int(c): int(r[c]) for c in np.flatnonzero(r >= 0)} for r in small]
     return _utf8_expand(small_trans, [bool(x) for x in small_acc], classes)
+
+
+def _literal_text(node: Node) -> str | None:
+    """The string a regex tree matches if it is a sequence of single (non-surrogate) code points."""
+    items = node.items if isinstance(node, Seq) else (node,) if isinstance(node, CharSet) else None
+    if items is None:
+        return None
+    chars = []
+    for x in items:
+        if not (isinstance(x, CharSet) and len(x.ranges) == 1 and x.ranges[0][0] == x.ranges[0][1]):
+            return None
+        cp = x.ranges[0][0]
+        if 0xD800 <= cp <= 0xDFFF:
+            return None
+        chars.append(chr(cp))
+    return "".join(chars)
 
 
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:

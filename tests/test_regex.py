@@ -173,3 +173,17 @@ def test_state_language_key_is_the_language() -> None:
     assert len(keys) == 11
     assert key("[a-z]+", "a") == key("[a-z]*", "") != key("[a-z]+", "")
     assert key("[0-9]+", "1") != key("[0-9a-f]+", "1")
+
+
+def test_literals_compile_to_the_same_dfa_as_the_general_path() -> None:
+    """Literal terminals take a direct byte-chain construction; it must equal the general construction."""
+    import constrain.fsm as fsm
+    from constrain.regex import literal
+
+    texts = ["", "a", '"name":', "Ünïcødé 字 😀", "x" * 40, "\n"]
+    for text in texts:
+        fast = compile_regex(re.escape(text)) if text else fsm.compile_node(literal(text))
+        general = fsm.compile_node(fsm.Seq((literal(text), fsm.Seq(()))))  # not a plain literal: general path
+        assert fsm._literal_text(literal(text)) == text
+        assert fsm.compile_node(literal(text)).key == general.key, text
+        assert fast.accepts(text.encode())

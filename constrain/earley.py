@@ -465,33 +465,31 @@ class EarleyParser:
                     stack.append(d + 1)
             direct.append(items)
         # close over predicted nonterminals: each nonterminal's closure is the union of the direct sets of
-        # the nonterminals it reaches through predictions (a graph search per nonterminal)
+        # the nonterminals it reaches through predictions. Item sets are Python ints over item ranks, ranked
+        # by (symbol after the dot, item), so reading a closure's bits in order lists it sorted; closures are
+        # unions over the strongly connected components of the prediction graph, in reverse topological order.
         succ = [sorted({dnext[d] - nt0 for d in s if dnext[d] >= nt0}) for s in direct]
-        cl_start = [0]
-        cl_item: list[int] = []
-        ce_start = [0]
-        ce_terms: list[int] = []
-        for i in range(n_nt):
-            seen = {i}
-            stack = [i]
-            while stack:
-                j = stack.pop()
-                for k in succ[j]:
-                    if k not in seen:
-                        seen.add(k)
-                        stack.append(k)
-            items = set().union(*(direct[j] for j in seen))
-            ordered = sorted(items, key=lambda d: (dnext[d], d))
-            cl_item.extend(ordered)
-            cl_start.append(len(cl_item))
-            exp = sorted({dnext[d] for d in items if 0 <= dnext[d] < nt0})
-            ce_terms.extend(exp)
-            ce_start.append(len(ce_terms))
-        self._cl_start = np.array(cl_start, np.int64)
-        self._cl_item = np.array(cl_item, np.int64)
-        self._cl_sym = self._dnext[self._cl_item] if cl_item else np.zeros(0, np.int64)
-        self._ce_start = np.array(ce_start, np.int64)
-        self._ce_terms = np.array(ce_terms, np.int64)
+        ranked = sorted(set().union(*direct), key=lambda d: (dnext[d], d))
+        rank = {d: r for r, d in enumerate(ranked)}
+        bits = [sum(1 << rank[d] for d in s) for s in direct]
+        closure = _union_over_reach(succ, bits)
+        # all closures as one bit matrix (row: nonterminal, column: item rank): rows in order, ranks ascending
+        width = max(1, (len(ranked) + 7) // 8)
+        matrix = np.frombuffer(b"".join(x.to_bytes(width, "little") for x in closure), np.uint8)
+        rows, ranks = np.nonzero(np.unpackbits(matrix.reshape(n_nt, width), axis=1, bitorder="little"))
+        cl_item = np.array(ranked, np.int64)[ranks] if len(ranks) else np.zeros(0, np.int64)
+        cl_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_nt))])
+        # expected terminals: (nonterminal, terminal) pairs, sorted and deduplicated
+        syms = self._dnext[cl_item]
+        term = (syms >= 0) & (syms < nt0)
+        pairs = np.unique(rows[term].astype(np.int64) * nt0 + syms[term])
+        ce_terms = pairs % max(nt0, 1)
+        ce_start = np.concatenate([[0], np.cumsum(np.bincount(pairs // max(nt0, 1), minlength=n_nt))])
+        self._cl_start = cl_start.astype(np.int64)
+        self._cl_item = cl_item.astype(np.int64)
+        self._cl_sym = self._dnext[self._cl_item]
+        self._ce_start = ce_start.astype(np.int64)
+        self._ce_terms = ce_terms.astype(np.int64)
 
     # ------------------------------------------------------------------ columns
     def _intern_args(self) -> tuple[object, ...]:
@@ -608,6 +606,63 @@ class EarleyParser:
             if c < 0:
                 return False
         return self.accepting(c)
+
+
+def _union_over_reach(succ: list[list[int]], bits: list[int]) -> list[int]:
+    """For each node, the OR of ``bits`` over the nodes it reaches (itself included): Tarjan's strongly
+    connected components, each component's union computed once, successors first."""
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    comp = [-1] * n
+    comp_bits: list[int] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack[v] = True
+            recurse = False
+            while i < len(succ[v]):
+                w = succ[v][i]
+                i += 1
+                if index[w] < 0:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if on_stack[w]:
+                    low[v] = min(low[v], index[w])
+            if recurse:
+                continue
+            if low[v] == index[v]:  # v roots a component; its successors' components are done
+                members = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    comp[w] = len(comp_bits)
+                    members.append(w)
+                    if w == v:
+                        break
+                x = 0
+                for w in members:
+                    x |= bits[w]
+                    for u in succ[w]:
+                        if comp[u] >= 0 and comp[u] != len(comp_bits):
+                            x |= comp_bits[comp[u]]
+                comp_bits.append(x)
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+    return [comp_bits[comp[v]] for v in range(n)]
 
 
 def _pow2(n: int) -> int:

@@ -982,14 +982,23 @@ def node_length(node: Node) -> tuple[int, int | None]:
     return 0, 0
 
 
-def string_length_dfa(lo: int, hi: int | None) -> ByteDFA:
+@lru_cache(maxsize=256)
+def string_length_dfa(lo: int, hi: int | None, only: bytes | None = None) -> ByteDFA:
     """JSON strings (with quotes) of lo..hi characters, built by tiling the one-character DFA.
 
     Much faster than compiling ``"ENC{lo,hi}"`` through the NFA (the result has about 14 states per
-    counted character)."""
+    counted character). With ``only`` (a byte set), characters use only those bytes: a length bound to be
+    intersected with a pattern that only uses ASCII letters needs one state per character, not 14."""
     if hi is not None and hi < lo:
         return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
     one = compile_node(ENC_CHAR)
+    if only is not None:
+        keep = np.zeros(256, bool)
+        keep[np.frombuffer(only, np.uint8)] = True
+        one = trim_and_minimize(np.where(keep[None, :], one.trans, -1), one.accepting)
+        if one.is_empty:  # no character can be written: only the empty string
+            return compile_node(literal('""')) if lo == 0 else trim_and_minimize(
+                np.zeros((0, 256), np.int32), np.zeros(0, bool))
     finals = np.flatnonzero(one.accepting)
     assert len(finals) == 1 and not (one.trans[finals[0]] >= 0).any()
     fin = int(finals[0])
@@ -1332,6 +1341,23 @@ def to_dfa(x: Lang) -> ByteDFA:
     if x.op == "bottom":
         return trim_and_minimize(np.zeros((0, 256), np.int32), np.zeros(0, bool))
     if x.op == "and":
+        lens = [y for y in x.args if y.op == "atom" and y.kind == "str" and y.args[0] == "len"]
+        rest = [y for y in x.args if y not in lens]
+        if lens and rest:
+            # a length bound past what the rest can reach is no bound, and characters need only the bytes
+            # the rest uses: clip and restrict the counting automaton before the product
+            others = to_dfa(land("str", *rest)) if len(rest) > 1 else to_dfa(rest[0])
+            longest = _longest_bytes(others)
+            used = np.flatnonzero((others.trans >= 0).any(axis=0)).astype(np.uint8).tobytes()
+            out = others
+            for y in lens:
+                lo, hi = y.args[1], y.args[2]
+                if longest is not None:
+                    hi = longest if hi is None else min(hi, longest)
+                if hi is not None and hi < lo:
+                    return to_dfa(bottom("str"))
+                out = out.intersect(string_length_dfa(lo, hi, used))
+            return out
         dfas = sorted((to_dfa(y) for y in x.args), key=lambda d: d.n_states)
         out = dfas[0]
         for d in dfas[1:]:
@@ -1350,6 +1376,32 @@ def to_dfa(x: Lang) -> ByteDFA:
         return out
     universe = to_dfa(top("str")) if x.kind == "str" else compile_node(_plain())
     return universe.intersect(dfa_complement(to_dfa(x.args[0])))
+
+
+def _longest_bytes(dfa: ByteDFA) -> int | None:
+    """Length of the longest string ``dfa`` accepts (a trimmed DFA), None if unbounded (a cycle)."""
+    n = dfa.n_states
+    if n == 0:
+        return 0
+    succ = [sorted({int(t) for t in row if t >= 0}) for row in dfa.trans]
+    depth = [-1] * n  # longest path from the state, once known
+    on_path = [False] * n
+    stack = [(0, 0)]
+    on_path[0] = True
+    while stack:
+        v, i = stack.pop()
+        if i < len(succ[v]):
+            stack.append((v, i + 1))
+            w = succ[v][i]
+            if on_path[w]:
+                return None
+            if depth[w] < 0:
+                on_path[w] = True
+                stack.append((w, 0))
+            continue
+        on_path[v] = False
+        depth[v] = max((depth[w] + 1 for w in succ[v]), default=0)
+    return depth[0]
 
 
 def is_empty(x: Lang) -> bool:

@@ -353,3 +353,21 @@ def test_terminals_are_shared_across_schemas() -> None:
     keys1 = {getattr(t, "key", None) for t in g1.terminals.values()}
     keys2 = {getattr(t, "key", None) for t in g2.terminals.values()}
     assert len(keys1 & keys2 - {None}) >= 1
+
+
+def test_length_bounds_meet_patterns_exactly() -> None:
+    """A length bound met with a pattern is clipped to the pattern's longest string and counted over the
+    pattern's bytes only; the automaton must be the plain intersection."""
+    from constrain import json_formats as jf
+
+    products = 0
+    for pattern, lo, hi in [("^[a-z]+$", 3, 40), ("^([a-z][0-9])+$", 30, None), ("^x{1,10}$", 0, 30),
+                            ("^é+ü?$", 2, 26), ("a", 25, 60), ("^(ab|cd){1,12}$", 5, None),
+                            ("^(ab|cd){1,12}$", 5, 10)]:
+        both = jf.land("str", jf.atom("str", "len", lo, hi), jf.atom("str", "pattern", pattern))
+        products += both.op == "and"
+        plain = jf.string_length_dfa(lo, hi).intersect(jf.to_dfa(jf.atom("str", "pattern", pattern)))
+        assert jf.to_dfa(both).key == plain.key, (pattern, lo, hi)
+    assert products >= 3
+    # 10,000 counted characters: 150,000 states if every character could be any, 20,000 over [a-z0-9]
+    check({"type": "string", "pattern": "^([a-z][0-9])+$", "minLength": 10000}, ["a1" * 5000], ["a1" * 4999])

@@ -145,6 +145,14 @@ def _set_add(table, key):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def _grown_stack(stack, top, more):  # type: ignore[no-untyped-def]
+    """A copy of ``stack[:top]`` with room for ``more`` items beyond it (at least double)."""
+    out = np.empty(2 * stack.shape[0] + more, np.int64)
+    out[:top] = stack[:top]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym,  # type: ignore[no-untyped-def]
            cl_item, col_kstart, k_item, col_nstart, col_nts):
     """The sorted kernel reached from ``agenda[:n_agenda]``: completions into origin columns and
@@ -185,26 +193,20 @@ def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_st
                 it = k_item[q]
                 if dnext[it >> _SHIFT] == a_sym:
                     if top >= stack.shape[0]:
-                        stack2 = np.empty(2 * stack.shape[0] + 16, np.int64)
-                        stack2[:top] = stack[:top]
-                        stack = stack2
+                        stack = _grown_stack(stack, top, 1)
                     stack[top] = it + (np.int64(1) << _SHIFT)
                     top += 1
             for q in range(col_nstart[o], col_nstart[o + 1]):
                 nt = col_nts[q] - n_terms
                 lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
                 if top + (hi - lo) > stack.shape[0]:
-                    stack2 = np.empty(2 * stack.shape[0] + (hi - lo), np.int64)
-                    stack2[:top] = stack[:top]
-                    stack = stack2
+                    stack = _grown_stack(stack, top, hi - lo)
                 for r in range(lo, hi):
                     stack[top] = ((cl_item[r] + 1) << _SHIFT) | o
                     top += 1
         elif sym >= n_terms and nullable[sym - n_terms]:
             if top >= stack.shape[0]:
-                stack2 = np.empty(2 * stack.shape[0] + 1, np.int64)
-                stack2[:top] = stack[:top]
-                stack = stack2
+                stack = _grown_stack(stack, top, 1)
             stack[top] = item + (np.int64(1) << _SHIFT)
             top += 1
     return np.sort(out[:n_out])

@@ -447,7 +447,11 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
     """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`): below each boundary node only
     the next lexemes (expected set ``e``) are walked, not the lexeme itself again. Returns the number of
     second-boundary records, -1 on overflow, -2 past ``budget`` visited nodes (nested boundaries whose
-    subtrees overlap: the single walk of :func:`cross_walk` is then cheaper)."""
+    subtrees overlap: the single walk of :func:`cross_walk` is then cheaper).
+
+    The per-byte step of the next lexemes and the second-boundary records are :func:`cross_walk`'s, written
+    out again on purpose: one helper shared by both (``inline="always"``) made cross masks 3.6x slower
+    (numba counts references on the array arguments at every node)."""
     ns = 0
     for b in range(256):
         ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])

@@ -29,7 +29,18 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from constrain.earley import _NEED_ROOM, _UNION_FLAG, EMPTY_KEY, UNKNOWN, _slot, step1, union_key
+from constrain.earley import (
+    _NEED_ROOM,
+    _UNION_FLAG,
+    EMPTY_KEY,
+    UNION_MISS,
+    UNKNOWN,
+    _set_add,
+    step1,
+    table_get,
+    table_put,
+    union_key,
+)
 
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
@@ -49,59 +60,35 @@ def observation(roots, log_key, log_val, n_log, n_terms1, col_eid):  # type: ign
     cap = 1
     while cap < 4 * (roots.shape[0] + n_log + 1):
         cap *= 2
-    map_key = np.full(cap, EMPTY_KEY, np.int64)
-    map_val = np.empty(cap, np.int64)
+    number_key = np.full(cap, EMPTY_KEY, np.int64)  # column -> its number (the memo table's layout)
+    number_val = np.empty(cap, np.int64)
     cols = np.empty(roots.shape[0] + n_log, np.int64)
     n = 0
     ops = np.empty((n_log, 4), np.int64)
     ok = np.ones(1, np.int64)
     for i in range(roots.shape[0] + n_log):
+        kind = x = y = -1
         if i < roots.shape[0]:
             c = roots[i]
-            x = y = -1
-            kind = -1
         else:
             key = log_key[i - roots.shape[0]]
             c = log_val[i - roots.shape[0]]
             if key & _UNION_FLAG:
-                a = (key ^ _UNION_FLAG) >> np.int64(31)
-                b = key & np.int64(0x7FFFFFFF)
                 kind = UNION
+                x = table_get(number_key, number_val, (key ^ _UNION_FLAG) >> np.int64(31))
+                y = table_get(number_key, number_val, key & np.int64(0x7FFFFFFF))
             else:
-                a = key // n_terms1
-                b = key % n_terms1
                 kind = ADVANCE
-            # the column(s) asked about: already numbered
-            x = -1
-            h = _slot(a, cap - 1)
-            while map_key[h] != EMPTY_KEY:
-                if map_key[h] == a:
-                    x = map_val[h]
-                    break
-                h = (h + 1) & (cap - 1)
-            y = b
-            if kind == UNION:
-                y = -1
-                h = _slot(b, cap - 1)
-                while map_key[h] != EMPTY_KEY:
-                    if map_key[h] == b:
-                        y = map_val[h]
-                        break
-                    h = (h + 1) & (cap - 1)
-            if x < 0 or y < 0:
+                x = table_get(number_key, number_val, key // n_terms1)
+                y = key % n_terms1
+            if x < 0 or y < 0:  # the column(s) asked about must be numbered already
                 ok[0] = 0
                 return ops[:0], cols[:0], ok
         r = -1
         if c >= 0:
-            h = _slot(c, cap - 1)
-            while map_key[h] != EMPTY_KEY:
-                if map_key[h] == c:
-                    r = map_val[h]
-                    break
-                h = (h + 1) & (cap - 1)
+            r = table_get(number_key, number_val, c)
             if r < 0:
-                map_key[h] = c
-                map_val[h] = n
+                table_put(number_key, number_val, c, n)
                 cols[n] = c
                 r = n
                 n += 1
@@ -127,17 +114,13 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
     size = 16
     while size < 2 * eids.shape[0]:
         size *= 2
-    seen = np.full(size, EMPTY_KEY, np.int64)  # the columns numbered so far
+    seen = np.full(size, -1, np.int64)  # the columns numbered so far
     n = roots.shape[0]
     for i in range(n):
         if col_eid[roots[i]] != eids[i]:
             return MISMATCH
         cols[i] = roots[i]
-        h = _slot(roots[i], size - 1)
-        while seen[h] != EMPTY_KEY:
-            h = (h + 1) & (size - 1)
-        seen[h] = roots[i]
-    mask = pkeys.shape[0] - 1
+        _set_add(seen, roots[i])
     for k in range(ops.shape[0]):
         kind = ops[k, 0]
         a = cols[ops[k, 1]]
@@ -150,20 +133,15 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
             hi = max(a, b)
             a, b = lo, hi
             key = union_key(lo, hi)
-        v = UNKNOWN
-        h = _slot(key, mask)
-        while pkeys[h] != EMPTY_KEY:
-            if pkeys[h] == key:
-                v = pvals[h]
-                break
-            h = (h + 1) & mask
+        step = b if kind == ADVANCE else UNION_MISS - b  # how step1 and the misses name the question
+        v = table_get(pkeys, pvals, key)
         if v == UNKNOWN and write:
-            v = step1(P, a, b if kind == ADVANCE else -4 - b, pkeys, pvals)
+            v = step1(P, a, step, pkeys, pvals)
             if v == _NEED_ROOM:
                 v = UNKNOWN
         if v == UNKNOWN:
             misses[0, 0] = a
-            misses[0, 1] = b if kind == ADVANCE else -4 - b
+            misses[0, 1] = step
             nmiss[0] = 1
             return MISS
         r = ops[k, 3]
@@ -177,12 +155,8 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
             continue
         if col_eid[v] != eids[r]:
             return MISMATCH
-        h = _slot(v, size - 1)
-        while seen[h] != EMPTY_KEY:  # a column first seen here must be new here too
-            if seen[h] == v:
-                return MISMATCH
-            h = (h + 1) & (size - 1)
-        seen[h] = v
+        if not _set_add(seen, v):  # a column first seen here must be new here too
+            return MISMATCH
         cols[n] = v
         n += 1
     return MATCH

@@ -152,7 +152,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._n_terms1 = tables.n_terms + 1
         self._lex_keys: dict[int, LexKey] = {}  # per global lexer state, made when first needed
         self._term_start = tables.term_offset[:-1].astype(np.int64)
-        self._ignore_starts = [int(self._term_start[t]) for t in range(tables.n_terms) if tables.term_ignore[t]]
+        self._ignore_terms = [t for t in range(tables.n_terms) if tables.term_ignore[t]]
+        self._ignore_starts = [int(self._term_start[t]) for t in self._ignore_terms]
         # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
         self._eid_content: list[tuple[tuple[str, bool], ...]] = []  # the terminals of each set, by content
@@ -201,7 +202,7 @@ class GrammarAutomaton(TokenAutomaton):
         starts_ = self._eid_start[-1] + np.cumsum(counts)
         eid_start = np.concatenate([self._eid_start, starts_])
         self._eid_gs = np.concatenate([self._eid_gs, after[keep]])
-        terms = sorted(set(expected) | {t for t in range(self.tables.n_terms) if self._tignore[t]},
+        terms = sorted(set(expected) | set(self._ignore_terms),
                        key=lambda t: (self.tables.term_dfas[t].key, bool(self._tignore[t])))
         self._eid_content.append(tuple((self.tables.term_dfas[t].key, bool(self._tignore[t])) for t in terms))
         self._eid_terms.append({t: i for i, t in enumerate(terms)})

@@ -242,6 +242,189 @@ def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore[no-untyped-def]
+    """Two 64-bit hashes of what ``start`` does with strings of at most ``depth`` bytes: which of them keep
+    the DFA live, and which are accepted. A token-trie walk from ``start`` (tries no deeper than ``depth``)
+    reads nothing else, so states whose languages differ only further on share this key: "at most 300
+    more characters" and "any number of characters" are one key at depth 128.
+
+    The key is a Merkle hash of that finite tree, bottom up: a state ``r`` bytes below ``start`` hashes its
+    acceptance and, unless ``r == depth``, its live bytes as maximal byte ranges with equal child hashes
+    (ranges, so that a state costs its few distinct transitions, not 256 bytes, at every depth). It is a
+    function of the depth-bounded language alone, whatever the DFA. Returns ``(0, 0, False)`` when the
+    (state, depth) pairs met exceed ``max_pairs``."""
+    n = trans.shape[0]
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    m2 = np.uint64(0xC4CEB9FE1A85EC53)
+    # each met state's transitions as runs of equal targets: bytes run_b[k]..run_b[k+1]-1 go to run_t[k]
+    run_at = np.full(n, -1, np.int64)
+    run_b = np.empty(1024, np.int64)
+    run_t = np.empty(1024, np.int64)
+    n_runs = 0
+    layer_states = np.empty(max_pairs, np.int64)
+    layer_off = np.zeros(depth + 2, np.int64)
+    seen_at = np.full(n, -1, np.int64)  # the last layer a state joined
+    layer_states[0] = start
+    layer_off[1] = 1
+    seen_at[start] = 0
+    last = 0  # deepest non-empty layer
+    for r in range(depth):
+        lo = layer_off[r]
+        hi = layer_off[r + 1]
+        layer_off[r + 2] = hi
+        for k in range(lo, hi):
+            s = layer_states[k]
+            if run_at[s] < 0:
+                if n_runs + 257 > run_b.shape[0]:
+                    grown_b = np.empty(2 * run_b.shape[0], np.int64)
+                    grown_t = np.empty(2 * run_b.shape[0], np.int64)
+                    grown_b[:n_runs] = run_b[:n_runs]
+                    grown_t[:n_runs] = run_t[:n_runs]
+                    run_b = grown_b
+                    run_t = grown_t
+                run_at[s] = n_runs
+                prev = -2
+                for b in range(256):
+                    t = trans[s, b]
+                    if t != prev:
+                        run_b[n_runs] = b
+                        run_t[n_runs] = t
+                        n_runs += 1
+                        prev = t
+                run_b[n_runs] = 256  # end marker (its target is never read)
+                run_t[n_runs] = -1
+                n_runs += 1
+            q = run_at[s]
+            while run_b[q] < 256:
+                t = run_t[q]
+                q += 1
+                if t >= 0 and seen_at[t] != r + 1:
+                    w = layer_off[r + 2]
+                    if w >= max_pairs:
+                        return np.int64(0), np.int64(0), False
+                    seen_at[t] = r + 1
+                    layer_states[w] = t
+                    layer_off[r + 2] = w + 1
+        if layer_off[r + 2] == hi:
+            break
+        last = r + 1
+    # bottom up: hashes of layer r from those of layer r + 1 (found through pos_below)
+    sig1 = np.zeros(layer_off[last + 1], np.uint64)
+    sig2 = np.zeros(layer_off[last + 1], np.uint64)
+    pos_below = np.full(n, -1, np.int64)
+    for r in range(last, -1, -1):
+        if r < last:
+            for k in range(layer_off[r + 1], layer_off[r + 2]):
+                pos_below[layer_states[k]] = k
+        for k in range(layer_off[r], layer_off[r + 1]):
+            s = layer_states[k]
+            v = np.uint64(2 if accepting[s] else 1)
+            h1 = (np.uint64(0x9E3779B97F4A7C15) ^ v) * m1
+            h2 = (np.uint64(0xC2B2AE3D27D4EB4F) + v) * m2
+            if r < last:
+                q = run_at[s]
+                open_b = -1  # the range being merged: its first byte and child hashes
+                c1 = np.uint64(0)
+                c2 = np.uint64(0)
+                while True:
+                    b = run_b[q]
+                    t = run_t[q] if b < 256 else -1
+                    d1 = sig1[pos_below[t]] if t >= 0 else np.uint64(0)
+                    d2 = sig2[pos_below[t]] if t >= 0 else np.uint64(0)
+                    if open_b >= 0 and (t < 0 or d1 != c1 or d2 != c2):  # close the open range before b
+                        x = np.uint64((open_b << 9) | b)
+                        h1 = (h1 ^ x ^ c1) * m1
+                        h1 ^= h1 >> np.uint64(31)
+                        h2 = (h2 + x + c2) * m2
+                        h2 ^= h2 >> np.uint64(29)
+                        open_b = -1
+                    if b >= 256:
+                        break
+                    if t >= 0 and open_b < 0:
+                        open_b = b
+                        c1 = d1
+                        c2 = d2
+                    q += 1
+            sig1[k] = h1 ^ (h1 >> np.uint64(33))
+            sig2[k] = h2 ^ (h2 >> np.uint64(31))
+    return np.int64(sig1[0] >> np.uint64(1)), np.int64(sig2[0] >> np.uint64(1)), True
+
+
+@numba.njit(cache=True, nogil=True)
+def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
+    """Language classes of the states of two trimmed DFAs together: ``classes[s]`` for state ``s`` of ``a``,
+    ``classes[len(a) + s]`` for state ``s`` of ``b``; equal classes, equal languages. Moore refinement
+    with hashed signatures (over each row's runs of equal targets, not its 256 bytes), then checked
+    exactly (every class must map each byte to one class and agree on acceptance), so a hash collision
+    cannot merge two languages; on one, returns an empty array."""
+    na = ta.shape[0]
+    n = na + tb.shape[0]
+    # rows as runs over the joint numbering: bytes run_b[k]..run_b[k+1]-1 go to run_t[k] (-1: dead)
+    row_at = np.empty(n + 1, np.int64)
+    run_b = np.empty(n * 257, np.int64)
+    run_t = np.empty(n * 257, np.int64)
+    q = 0
+    for s in range(n):
+        row_at[s] = q
+        prev = -2
+        for b in range(256):
+            t = ta[s, b] if s < na else tb[s - na, b]
+            if t >= 0 and s >= na:
+                t += na
+            if t != prev:
+                run_b[q] = b
+                run_t[q] = t
+                q += 1
+                prev = t
+    row_at[n] = q
+    cls = np.empty(n, np.int64)
+    for s in range(n):
+        cls[s] = 1 if (aa[s] if s < na else ab[s - na]) else 0
+    n_cls = -1
+    sig = np.empty(n, np.uint64)
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    while True:
+        for s in range(n):
+            x = (np.uint64(cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
+            prev_c = -2
+            for k in range(row_at[s], row_at[s + 1]):
+                t = run_t[k]
+                c = -1 if t < 0 else cls[t]
+                if c != prev_c:  # runs with equal classes merge: the signature sees classes, not states
+                    x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
+                    x ^= x >> np.uint64(31)
+                    prev_c = c
+            sig[s] = x
+        order = np.argsort(sig)
+        new = np.empty(n, np.int64)
+        k = -1
+        for j in range(n):
+            if j == 0 or sig[order[j]] != sig[order[j - 1]]:
+                k += 1
+            new[order[j]] = k
+        cls = new
+        if k + 1 == n_cls:
+            break
+        n_cls = k + 1
+    rep = np.full(n_cls, -1, np.int64)
+    for s in range(n):
+        r = rep[cls[s]]
+        if r < 0:
+            rep[cls[s]] = s
+            continue
+        if (aa[s] if s < na else ab[s - na]) != (aa[r] if r < na else ab[r - na]):
+            return np.empty(0, np.int64)
+        for b in range(256):
+            t = ta[s, b] if s < na else tb[s - na, b]
+            u = ta[r, b] if r < na else tb[r - na, b]
+            ct = -1 if t < 0 else cls[t if s < na else na + t]
+            cu = -1 if u < 0 else cls[u if r < na else na + u]
+            if ct != cu:
+                return np.empty(0, np.int64)
+    return cls
+
+
+@numba.njit(cache=True, nogil=True)
 def _product(ta, aa, tb, ab, limit, union):  # type: ignore[no-untyped-def]
     """Reachable pairs of the product automaton, -1 standing for a dead side. ``union``: a pair lives while
     either side does and accepts where either accepts; else both sides must live and accept. Stops

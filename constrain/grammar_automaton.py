@@ -3,9 +3,10 @@
 A state is an interned set of lexer threads (parser column, lexer state); see :mod:`grammar_walk`.
 The allowed tokens of a state are the union, over its threads, of
 
-* ``inside[g]``: tokens that stay inside the current lexeme (they depend on the lexer state only, are
-  computed once per terminal DFA state and shared by every grammar compiled for the vocabulary:
-  JSON strings, numbers and whitespace are computed once for all schemas);
+* ``inside[g]``: tokens that stay inside the current lexeme (they depend on the lexer state only, and
+  only on what it does with strings no longer than the longest token: they are computed once per such
+  language and shared by every grammar compiled for the vocabulary: JSON strings, numbers and
+  whitespace are computed once for all schemas, and "at most 300 more characters" once with "any");
 * ``cross[g, E]``: tokens that end the lexeme inside them and go on inside one next lexeme, where
   ``E`` is the set of terminals the parser expects after it (cached per pair);
 * the rare tokens that cross two or more lexeme boundaries, walked through the trie with the parser.
@@ -15,6 +16,7 @@ Masks are cached per state, so repeated structure (the tenth element of a list) 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -25,13 +27,14 @@ import numpy.typing as npt
 from constrain.automaton import TokenAutomaton
 from constrain.earley import EarleyParser
 from constrain.errors import LimitError
-from constrain.fsm import state_language_key
+from constrain.fsm import ByteDFA, joint_classes, state_language_key, state_prefix_key
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     MAX_MISSES,
     REFRESH,
     cross_below,
     cross_walk,
+    lexeme_diff_walk,
     lexeme_walk,
     walk_bytes,
     walk_jobs,
@@ -52,11 +55,24 @@ _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
 _MAX_BOUNDARIES = 1 << 16
+_MAX_PREFIX_PAIRS = 4096
+"""Past this many (state, depth) pairs, a lexer state is keyed by its whole language instead."""
+_MAX_STATE_KEYS = 1 << 20
+_MAX_DIFF_STATES = 1024
+"""Terminal DFAs up to this size have their lexemes walked from a known one's where they can."""
+_BASES_PER_SIGNATURE = 2
+_DIFF_BUDGET = 1 << 15
+"""Trie nodes a walk from a known lexeme may visit before it gives up for a whole walk."""
+_MAX_DIFF_FAILURES = 2
+"""Walks from one DFA's lexemes to another's are no longer tried after this many gave up."""
+_MAX_CLASS_PAIRS = 4096
 """Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 
 
-LexKey = tuple[int, int]
-"""A lexer state by content: the hash of its language (:func:`fsm.state_language_key`)."""
+LexKey = tuple[int, int, int]
+"""A lexer state by content: ``(depth, h1, h2)``, the hash of its language cut to strings of at most
+``depth`` bytes, the trie's depth (:func:`fsm.state_prefix_key`), or ``depth == 0`` and the hash of the
+whole language (:func:`fsm.state_language_key`) where the cut one is too large to hash."""
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
 canonical order."""
@@ -78,26 +94,107 @@ class Lexeme(NamedTuple):
 class SharedMasks:
     """Per-vocabulary caches shared by every grammar: lexer states keyed by their language (:data:`LexKey`),
     and cross masks keyed by content (:data:`CrossKey`): JSON schemas all end a string with the same
-    quote and go on with the same commas and braces. Both are bounded in bytes (oldest entries go first)."""
+    quote and go on with the same commas and braces. Both are bounded in bytes (oldest entries go first).
+
+    States whose lexemes walk the trie alike share one entry even when their languages differ (a
+    property-name string that must not be ``"$schema"`` walks like any string: no token spells that
+    name and its quote): each new lexeme's result is hashed and its key aliased to the first key with
+    that result, so cross masks keyed by it are shared too. A new lexeme is walked from a known one with
+    the same first bytes (:func:`grammar_walk.lexeme_diff_walk`) where that is cheaper."""
 
     def __init__(self, trie: TokenTrie, words: int, max_bytes: int = 512 << 20) -> None:
         self.trie = trie
         self.words = words
         self._lexemes: OrderedDict[LexKey, Lexeme] = OrderedDict()
         self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
+        self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
+        self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
+        self._by_result: dict[bytes, LexKey] = {}
+        self._bases: dict[bytes, list[tuple[ByteDFA, int, LexKey]]] = {}  # first bytes -> recent lexemes
+        # two DFAs' joint classes, and how often walks from one's lexemes to the other's failed
+        self._classes: OrderedDict[tuple[str, str], tuple[I64, list[int]]] = OrderedDict()
         self._bytes = [0, 0]  # held by lexemes, by cross masks
         self._max_bytes = max_bytes // 2  # for each of the two
         self._lock = threading.Lock()
 
-    def lexeme(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> Lexeme:
-        lex = self._lexemes.get(key)
-        if lex is None:
-            lex = _lexeme(gtrans, gacc, global_state, self.trie, self.words)
-            self._put(self._lexemes, 0, key, lex)
-        return lex
+    def state_key(self, dfa: ByteDFA, state: int) -> LexKey:
+        """The :data:`LexKey` of ``state`` of a terminal's DFA, computed once per DFA content and state."""
+        cache_key = (dfa.key, state)
+        key = self._state_keys.get(cache_key)
+        if key is None:
+            key = lex_key(dfa.trans, dfa.accepting, state, self.trie.max_depth)
+            with self._lock:
+                self._state_keys[cache_key] = key
+                if len(self._state_keys) > _MAX_STATE_KEYS:
+                    self._state_keys.popitem(last=False)
+        return key
 
-    def inside(self, key: LexKey, gtrans: I32, gacc: npt.NDArray[np.bool_], global_state: int) -> U32:
-        return self.lexeme(key, gtrans, gacc, global_state).inside
+    def lexeme(self, key: LexKey, dfa: ByteDFA, state: int) -> tuple[LexKey, Lexeme]:
+        """The lexeme of ``state`` of a terminal's DFA (whose :meth:`state_key` is ``key``), and the key it
+        is kept under (the same for every state whose walk gives the same result)."""
+        canon = self._alias.get(key, key)
+        lex = self._lexemes.get(canon)
+        if lex is not None:
+            return canon, lex
+        lex = self._walk(dfa, state)
+        result = _result_hash(lex)
+        with self._lock:
+            if len(self._alias) > _MAX_STATE_KEYS:  # aliases only save work: forget them all
+                self._alias.clear()
+                self._by_result.clear()
+            canon = self._by_result.setdefault(result, key)
+            self._alias[key] = canon
+        self._put(self._lexemes, 0, canon, lex)
+        if lex.boundaries is not None and dfa.n_states <= _MAX_DIFF_STATES:
+            with self._lock:
+                bases = self._bases.setdefault(_first_bytes(dfa, state), [])
+                bases.insert(0, (dfa, state, canon))
+                del bases[_BASES_PER_SIGNATURE:]
+        return canon, lex
+
+    def _walk(self, dfa: ByteDFA, state: int) -> Lexeme:
+        """A new lexeme's walk: from a known lexeme with the same first bytes if one is cheap, else whole."""
+        if dfa.n_states <= _MAX_DIFF_STATES:
+            for base_dfa, base_state, base_key in list(self._bases.get(_first_bytes(dfa, state), ())):
+                base = self._lexemes.get(base_key)
+                if base is None or base.boundaries is None:
+                    continue
+                lex = self._diff_walk(dfa, state, base_dfa, base_state, base)
+                if lex is not None:
+                    return lex
+        return _lexeme(dfa.trans, dfa.accepting, state, self.trie, self.words)
+
+    def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme) -> Lexeme | None:
+        pair = (dfa.key, base_dfa.key)
+        known = self._classes.get(pair)
+        if known is None:
+            known = (joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting), [0])
+            with self._lock:
+                self._classes[pair] = known
+                if len(self._classes) > _MAX_CLASS_PAIRS:
+                    self._classes.popitem(last=False)
+        classes, failures = known
+        if classes.shape[0] == 0 or failures[0] >= _MAX_DIFF_FAILURES:
+            return None
+        assert base.boundaries is not None
+        trie = self.trie
+        inside = base.inside.copy()
+        added = np.empty(4096, np.int32)
+        removed = np.empty(4096, np.int32)
+        n_add, n_rem = lexeme_diff_walk(state, dfa.trans, dfa.accepting, base_state, base_dfa.trans,
+                                        base_dfa.accepting, classes, trie.node_key, trie.node_token,
+                                        trie.subtree_end, trie.token_start, trie.node_tokens, trie.max_depth, inside,
+                                        added, removed, min(base.visited // 8, _DIFF_BUDGET))
+        if n_add < 0:  # the two differ too much (say, strings of at most 7 and at most 9 more characters)
+            failures[0] += 1
+            return None
+        boundaries = base.boundaries
+        if n_rem:
+            boundaries = np.setdiff1d(boundaries, removed[:n_rem], assume_unique=True)
+        if n_add:
+            boundaries = np.union1d(boundaries, added[:n_add]).astype(np.int32)
+        inside.setflags(write=False)
+        return Lexeme(inside, boundaries if len(boundaries) <= _MAX_BOUNDARIES else None, base.visited)
 
     def cross(self, key: CrossKey) -> SharedCross | None:
         return self._cross.get(key)
@@ -114,6 +211,27 @@ class SharedMasks:
             while self._bytes[which] > self._max_bytes and len(cache) > 1:
                 _, old = cache.popitem(last=False)
                 self._bytes[which] -= _nbytes(old)
+
+
+def _first_bytes(dfa: ByteDFA, state: int) -> bytes:
+    """What a lexer state does with one byte (which bytes go on, and whether it accepts): states alike in
+    this are tried as each other's bases for :func:`grammar_walk.lexeme_diff_walk`."""
+    return bytes([bool(dfa.accepting[state])]) + np.packbits(dfa.trans[state] >= 0).tobytes()
+
+
+def _result_hash(lex: Lexeme) -> bytes:
+    h = hashlib.blake2b(lex.inside.tobytes(), digest_size=16)
+    h.update(b"-" if lex.boundaries is None else lex.boundaries.tobytes())
+    return h.digest()
+
+
+def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int) -> LexKey:
+    """See :data:`LexKey`."""
+    h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
+    if not ok:
+        depth = 0
+        h1, h2 = state_language_key(trans, accepting, state)
+    return (depth, int(h1), int(h2))
 
 
 def _nbytes(value: tuple[Any, ...]) -> int:
@@ -134,6 +252,10 @@ def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, w
         cap *= 4
     inside.setflags(write=False)
     return Lexeme(inside, boundaries[:n].copy() if n >= 0 else None, int(visited[0]))
+
+
+_EPS_DFA = ByteDFA(np.full((1, 256), -1, np.int32), np.ones(1, np.bool_))
+"""The empty lexeme's one state (a grammar's ``eps_state``)."""
 
 
 class GrammarAutomaton(TokenAutomaton):
@@ -175,12 +297,18 @@ class GrammarAutomaton(TokenAutomaton):
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
 
-    def _lex_key(self, g: int) -> LexKey:
+    def _lexeme(self, g: int) -> tuple[LexKey, Lexeme]:
+        """The shared lexeme of global lexer state ``g`` and the key it is kept under."""
+        t = int(self._gterm[g])
+        dfa, state = _EPS_DFA, 0
+        if t < self.tables.n_terms:
+            dfa, state = self.tables.term_dfas[t], g - int(self._term_start[t])
         key = self._lex_keys.get(g)
         if key is None:
-            h1, h2 = state_language_key(self._gtrans, self._gacc, g)
-            key = self._lex_keys[g] = (int(h1), int(h2))
-        return key
+            key = self.shared.state_key(dfa, state)
+        key, lex = self.shared.lexeme(key, dfa, state)
+        self._lex_keys[g] = key
+        return key, lex
 
     # ------------------------------------------------------------------ parser mirror
     def _sync_eids(self) -> None:
@@ -398,7 +526,7 @@ class GrammarAutomaton(TokenAutomaton):
             if c2 >= 0:  # first, as the walk of a new cross mask also gives the inside one
                 e = self._col_eid(c2)
                 cross, nodes, states = self._cross_mask(g, e)
-            words |= self.shared.inside(self._lex_key(g), self._gtrans, self._gacc, g)
+            words |= self._lexeme(g)[1].inside
             if c2 < 0:
                 continue
             if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
@@ -473,7 +601,7 @@ class GrammarAutomaton(TokenAutomaton):
         hit = self._cross.get(key)
         if hit is not None:
             return hit
-        shared_key = (self._lex_key(g), self._eid_content[e])
+        shared_key = (self._lexeme(g)[0], self._eid_content[e])
         shared = self.shared.cross(shared_key)
         if shared is None:
             mask, nodes, states = self._compute_cross(g, e)
@@ -494,7 +622,7 @@ class GrammarAutomaton(TokenAutomaton):
         nodes = np.empty(1 << 16, np.int64)
         states = np.empty(1 << 16, np.int64)
         visited = np.zeros(1, np.int64)
-        lex = self.shared.lexeme(self._lex_key(g), self._gtrans, self._gacc, g)
+        lex = self._lexeme(g)[1]
         n = -2
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
             n = cross_below(lex.boundaries, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,

@@ -517,3 +517,68 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
                         n_second += 1
             i += 1
     return n_second
+
+
+@numba.njit(cache=True, nogil=True)
+def lexeme_diff_walk(g0, trans_g, acc_g, h0, trans_h, acc_h, classes, node_key, node_token, subtree_end, token_start,
+                     node_tokens, max_depth, inside, added, removed, budget):  # type: ignore[no-untyped-def]
+    """:func:`lexeme_walk` of state ``g0`` from that of another state ``h0`` whose result is known: ``inside``
+    holds ``h0``'s mask on entry and ``g0``'s on return. Both are walked together, and a subtree is skipped
+    as soon as the two states reach the same language there (``classes``, from :func:`fsm.joint_classes`:
+    index ``s`` for ``trans_g``'s states, ``len(trans_g) + s`` for ``trans_h``'s), so only the tries' paths
+    where they differ are walked: a string that must not be ``"$schema"`` costs the ``$s...`` tokens, not
+    the vocabulary. Boundaries of ``g0`` that ``h0`` lacks go to ``added``, the converse to ``removed``
+    (preorder). Returns ``(n_added, n_removed)``, or ``(-1, -1)`` past ``budget`` nodes or a full list."""
+    n_nodes = node_key.shape[0]
+    ng = trans_g.shape[0]
+    stack_g = np.empty(max_depth + 1, np.int64)
+    stack_h = np.empty(max_depth + 1, np.int64)
+    stack_g[0] = g0
+    stack_h[0] = h0
+    n_add = 0
+    n_rem = 0
+    visited = 0
+    i = 1
+    while i < n_nodes:
+        key = node_key[i]
+        d = key >> 8
+        b = key & 255
+        pg = stack_g[d - 1]
+        ph = stack_h[d - 1]
+        x = trans_g[pg, b] if pg >= 0 else -1
+        y = trans_h[ph, b] if ph >= 0 else -1
+        if (x < 0 and y < 0) or (x >= 0 and y >= 0 and classes[x] == classes[ng + y]):
+            i = subtree_end[i]  # the same below (or nothing): h0's result stands
+            continue
+        visited += 1
+        if visited > budget:
+            return -1, -1
+        stack_g[d] = x
+        stack_h[d] = y
+        if (x >= 0) != (y >= 0):  # the tokens ending here are in exactly one of the two masks
+            t = node_token[i]
+            if t != -1:
+                lo = token_start[i] if t == -2 else 0
+                hi = token_start[i + 1] if t == -2 else 1
+                for j in range(lo, hi):
+                    tt = node_tokens[j] if t == -2 else t
+                    bit = np.uint32(1) << np.uint32(tt & 31)
+                    if x >= 0:
+                        inside[tt >> 5] |= bit
+                    else:
+                        inside[tt >> 5] &= ~bit
+        if subtree_end[i] > i + 1:
+            bx = x >= 0 and acc_g[x]
+            by = y >= 0 and acc_h[y]
+            if bx and not by:
+                if n_add >= added.shape[0]:
+                    return -1, -1
+                added[n_add] = i
+                n_add += 1
+            elif by and not bx:
+                if n_rem >= removed.shape[0]:
+                    return -1, -1
+                removed[n_rem] = i
+                n_rem += 1
+        i += 1
+    return n_add, n_rem

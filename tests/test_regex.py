@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import signal
@@ -173,6 +174,78 @@ def test_state_language_key_is_the_language() -> None:
     assert len(keys) == 11
     assert key("[a-z]+", "a") == key("[a-z]*", "") != key("[a-z]+", "")
     assert key("[0-9]+", "1") != key("[0-9a-f]+", "1")
+
+
+def _cut_tree(dfa: object, state: int, depth: int, alphabet: bytes = b"abc") -> tuple[object, ...]:
+    """What ``state`` does with every string over ``alphabet`` of at most ``depth`` bytes (live, accepted)."""
+    out = []
+    for n in range(depth + 1):
+        for w in itertools.product(alphabet, repeat=n):
+            s = state
+            for b in w:
+                s = int(dfa.trans[s, b]) if s >= 0 else -1  # type: ignore[attr-defined]
+            out.append((bytes(w), s >= 0, s >= 0 and bool(dfa.accepting[s])))  # type: ignore[attr-defined]
+    return tuple(out)
+
+
+_ATOMS = ["a", "b", "c", "(a|b)", "[ab]", "[bc]", "a?", "b*", "(ab)*", "c+", "(a|bc)", "[abc]{0,3}", "(a|b){2}"]
+
+
+def _small_dfas(count: int, seed: int) -> list[tuple[str, object]]:
+    rng = random.Random(seed)
+    return [(p, compile_regex(p)) for p in
+            ("".join(rng.choice(_ATOMS) for _ in range(rng.randint(1, 4))) for _ in range(count))]
+
+
+def test_state_prefix_key_is_the_cut_language() -> None:
+    """Two states share a depth-``d`` key exactly when they agree on every string of at most ``d`` bytes
+    (checked by brute force over random DFAs on three letters), so bounds past the trie's depth vanish."""
+    from constrain.fsm import state_prefix_key
+
+    def key(pattern: str, prefix: str, depth: int) -> tuple[int, int]:
+        dfa = compile_regex(pattern)
+        h1, h2, ok = state_prefix_key(dfa.trans, dfa.accepting, dfa.run(prefix.encode()), depth, 4096)
+        assert ok
+        return int(h1), int(h2)
+
+    assert key('[a-z]{0,300}"', "a", 128) == key('[a-z]*"', "", 128) == key('x[a-z]*"', "x", 128)
+    assert key('[a-z]{0,300}"', "a", 400) != key('[a-z]*"', "", 400)
+    states = [(dfa, s) for _, dfa in _small_dfas(200, 1) for s in range(min(dfa.n_states, 4))]  # type: ignore[attr-defined]
+    for depth in range(4):
+        by_key: dict[tuple[int, int], set[object]] = {}
+        by_tree: dict[object, set[tuple[int, int]]] = {}
+        for dfa, s in states:
+            h1, h2, ok = state_prefix_key(dfa.trans, dfa.accepting, s, depth, 4096)  # type: ignore[attr-defined]
+            assert ok
+            tree = _cut_tree(dfa, s, depth)
+            by_key.setdefault((int(h1), int(h2)), set()).add(tree)
+            by_tree.setdefault(tree, set()).add((int(h1), int(h2)))
+        assert all(len(v) == 1 for v in by_key.values()), "one key, two cut languages"
+        assert all(len(v) == 1 for v in by_tree.values()), "one cut language, two keys"
+        assert len(by_tree) > (10 if depth > 1 else 1)
+    dfa = compile_regex("[abc]*d")
+    assert not state_prefix_key(dfa.trans, dfa.accepting, 0, 10, 5)[2], "past max_pairs: refused"
+
+
+def test_joint_classes_are_languages() -> None:
+    """Joint classes of two DFAs' states are their languages (whole-language keys as the oracle)."""
+    from constrain.fsm import joint_classes, state_language_key
+
+    dfas = [d for _, d in _small_dfas(60, 2)]
+    dfas += [compile_regex(r'"([^"\\]|\\.)*"'), compile_regex(r'"([^"\\]|\\.){0,5}"')]
+    rng = random.Random(3)
+    merged = 0
+    for _ in range(150):
+        a, b = rng.choice(dfas), rng.choice(dfas)
+        cls = joint_classes(a.trans, a.accepting, b.trans, b.accepting)  # type: ignore[attr-defined]
+        assert cls.shape[0] == a.n_states + b.n_states  # type: ignore[attr-defined]
+        keys = [state_language_key(a.trans, a.accepting, s) for s in range(a.n_states)]  # type: ignore[attr-defined]
+        keys += [state_language_key(b.trans, b.accepting, s) for s in range(b.n_states)]  # type: ignore[attr-defined]
+        for i in range(len(keys)):
+            for j in range(len(keys)):
+                assert (cls[i] == cls[j]) == (keys[i] == keys[j])
+        merged += len(set(cls.tolist())) < len(keys)
+    assert merged > 50
 
 
 def test_literals_compile_to_the_same_dfa_as_the_general_path() -> None:

@@ -242,6 +242,29 @@ def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def reachable_states(trans, start, cap):  # type: ignore[no-untyped-def]
+    """How many states ``start`` reaches (itself included), counted up to ``cap``: in a minimal DFA, the
+    size of its language's minimal automaton."""
+    seen = np.zeros(trans.shape[0], np.bool_)
+    stack = np.empty(trans.shape[0], np.int64)
+    seen[start] = True
+    stack[0] = start
+    top = 1
+    n = 1
+    while top > 0 and n <= cap:
+        top -= 1
+        s = stack[top]
+        for b in range(256):
+            t = trans[s, b]
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                stack[top] = t
+                top += 1
+                n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
 def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore[no-untyped-def]
     """Two 64-bit hashes of what ``start`` does with strings of at most ``depth`` bytes: which of them keep
     the DFA live, and which are accepted. A token-trie walk from ``start`` (tries no deeper than ``depth``)

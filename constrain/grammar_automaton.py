@@ -27,7 +27,7 @@ import numpy.typing as npt
 from constrain.automaton import TokenAutomaton
 from constrain.earley import EarleyParser
 from constrain.errors import LimitError
-from constrain.fsm import ByteDFA, joint_classes, state_language_key, state_prefix_key
+from constrain.fsm import ByteDFA, joint_classes, reachable_states, state_language_key, state_prefix_key
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     MAX_MISSES,
@@ -65,6 +65,8 @@ _DIFF_BUDGET = 1 << 15
 """Trie nodes a walk from a known lexeme may visit before it gives up for a whole walk."""
 _MAX_DIFF_FAILURES = 2
 """Walks from one DFA's lexemes to another's are no longer tried after this many gave up."""
+_MIN_DIFF_VISITED = 20_000
+"""Lexemes whose whole walk visits fewer trie nodes are walked whole (comparing languages costs more)."""
 _MAX_CLASS_PAIRS = 4096
 """Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 
@@ -72,7 +74,8 @@ _MAX_CLASS_PAIRS = 4096
 LexKey = tuple[int, int, int]
 """A lexer state by content: ``(depth, h1, h2)``, the hash of its language cut to strings of at most
 ``depth`` bytes, the trie's depth (:func:`fsm.state_prefix_key`), or ``depth == 0`` and the hash of the
-whole language (:func:`fsm.state_language_key`) where the cut one is too large to hash."""
+whole language (:func:`fsm.state_language_key`) where its minimal DFA has at most ``depth`` states (a
+cut would change nothing that matters and costs more) or the cut one is too large to hash."""
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
 canonical order."""
@@ -157,7 +160,7 @@ class SharedMasks:
         if dfa.n_states <= _MAX_DIFF_STATES:
             for base_dfa, base_state, base_key in list(self._bases.get(_first_bytes(dfa, state), ())):
                 base = self._lexemes.get(base_key)
-                if base is None or base.boundaries is None:
+                if base is None or base.boundaries is None or base.visited < _MIN_DIFF_VISITED:
                     continue
                 lex = self._diff_walk(dfa, state, base_dfa, base_state, base)
                 if lex is not None:
@@ -226,7 +229,11 @@ def _result_hash(lex: Lexeme) -> bytes:
 
 
 def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int) -> LexKey:
-    """See :data:`LexKey`."""
+    """See :data:`LexKey`. Terminal DFAs are minimal, so how many states ``state`` reaches is a property of
+    its language: small languages take the cheaper whole-language hash, the same from any DFA."""
+    if reachable_states(trans, state, depth) <= depth:
+        h1, h2 = state_language_key(trans, accepting, state)
+        return (0, int(h1), int(h2))
     h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
     if not ok:
         depth = 0

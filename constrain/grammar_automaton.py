@@ -55,8 +55,10 @@ _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
 _MAX_BOUNDARIES = 1 << 16
-_MAX_PREFIX_PAIRS = 4096
+_MAX_PREFIX_PAIRS = 2048
 """Past this many (state, depth) pairs, a lexer state is keyed by its whole language instead."""
+_WHOLE_KEY_STATES = 512
+"""Lexer states that reach at most this many states are keyed by their whole language (see ``lex_key``)."""
 _MAX_STATE_KEYS = 1 << 20
 _MAX_DIFF_STATES = 1024
 """Terminal DFAs up to this size have their lexemes walked from a known one's where they can."""
@@ -74,8 +76,8 @@ _MAX_CLASS_PAIRS = 4096
 LexKey = tuple[int, int, int]
 """A lexer state by content: ``(depth, h1, h2)``, the hash of its language cut to strings of at most
 ``depth`` bytes, the trie's depth (:func:`fsm.state_prefix_key`), or ``depth == 0`` and the hash of the
-whole language (:func:`fsm.state_language_key`) where its minimal DFA has at most ``depth`` states (a
-cut would change nothing that matters and costs more) or the cut one is too large to hash."""
+whole language (:func:`fsm.state_language_key`) where its minimal DFA is small (hashing the cut would
+cost more than it could share) or the cut one is too large to hash."""
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
 canonical order."""
@@ -230,8 +232,9 @@ def _result_hash(lex: Lexeme) -> bytes:
 
 def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int) -> LexKey:
     """See :data:`LexKey`. Terminal DFAs are minimal, so how many states ``state`` reaches is a property of
-    its language: small languages take the cheaper whole-language hash, the same from any DFA."""
-    if reachable_states(trans, state, depth) <= depth:
+    its language: languages of up to ``_WHOLE_KEY_STATES`` states take the whole-language hash (cheaper
+    than the cut one unless the automaton is a long counter), the same from any DFA."""
+    if reachable_states(trans, state, _WHOLE_KEY_STATES) <= _WHOLE_KEY_STATES:
         h1, h2 = state_language_key(trans, accepting, state)
         return (0, int(h1), int(h2))
     h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)

@@ -473,8 +473,10 @@ class _Converter:
             return a
         if not a.refs and not b.refs:
             return self.intersect(a, b)
-        lo, hi = sorted((a, b), key=id)
-        return self.ref(("and", id(lo), id(hi)), "and", lambda: self.intersect(lo, hi))
+        # one reference for both orders; the operands stay in the caller's order (an object meet lists the
+        # first one's properties first), never in memory-address order, which varied from run to run
+        key = ("and", *sorted((id(a), id(b))))
+        return self.ref(key, "and", lambda: self.intersect(a, b))
 
     def _and_arr(self, p: Arr, q: Arr) -> Arr | None:
         if p.unique is not None or q.unique is not None:

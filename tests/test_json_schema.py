@@ -171,6 +171,83 @@ def test_additional_and_pattern_properties() -> None:
           [{"ab": 1}, {"a": 1, "b": 2}], [{}, {"abc": 1}, {"a": 1, "b": 2, "c": 3}])
 
 
+# MaskBench Github_hard---o82151, cut down (a key matched by two patternProperties whose schemas hold $refs)
+_TWO_PATTERNS = json.loads(
+    '{"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "title": "Schema for Evalua'
+    'ted Job Config", "properties": {"security": {"type": "object", "$ref": "#/definitions/security"}, "n'
+    'otifications": {"$ref": "#/definitions/notifications"}}, "additionalProperties": false, "definitions'
+    '": {"encrypted-type": {"type": "object", "properties": {"value": {"type": "string"}, "encrypted": {"'
+    'type": "boolean", "default": false}}, "additionalProperties": false, "required": ["value"]}, "hooks"'
+    ': {"type": "object", "properties": {"ci": {"$ref": "#/definitions/hook-list"}, "builder": {"$ref": "'
+    '#/definitions/hook-list"}, "scm-push": {"$ref": "#/definitions/hook-list"}, "scm-create": {"$ref": "'
+    '#/definitions/hook-list"}}, "additionalProperties": false}, "deployment-stop": {"properties": {"time'
+    'out": {"type": "string", "description": "Deployment stop timeout represented in terms of seconds or '
+    'minutes. e.g: 30s for timeout of 30 seconds. The application will be sent SIGTERM signal and will ha'
+    've this time for its cleanup.", "default": "30s"}, "check-retries": {"type": "number", "description"'
+    ': "Maximum no. of retries to be attempted to check if deployment is stopped.", "default": "10"}}, "a'
+    'dditionalProperties": false}, "proxy": {"type": "object", "properties": {"hosts": {"description": "H'
+    'osts associated with the proxy", "patternProperties": {".*": {"$ref": "#/definitions/host"}}}, "upst'
+    'reams": {"description": "Backends associated with the proxy", "patternProperties": {".*": {"$ref": "'
+    '#/definitions/upstream"}}}, "listeners": {"description": "TCP Listeners associated with proxy (for t'
+    'cp based proxy)", "patternProperties": {".*": {"$ref": "#/definitions/listener"}}}}, "additionalProp'
+    'erties": false}, "location": {"description": "Proxy location definition for a given proxy path", "ty'
+    'pe": "object", "properties": {"path": {"description": "Path to be used for proxy", "type": "string"}'
+    ', "port": {"description": "Internal container port for proxy.", "type": "number"}, "enabled": {"desc'
+    'ription": "Is location enabled?", "type": "boolean"}, "denied-acls": {"type": "array", "description"'
+    ': "List of Denied proxy ACLs", "items": {"type": "string"}}, "allowed-acls": {"type": "array", "desc'
+    'ription": "List of Allowed proxy ACLs", "items": {"type": "string"}}, "force-ssl": {"description": "'
+    'If SSL needs to be forced at the given path", "default": false, "type": "boolean"}}, "additionalProp'
+    'erties": false}, "listener": {"description": "Proxy TCP Listener definition", "type": "object"}, "se'
+    'curity": {"type": "object", "properties": {"profile": {"type": "string"}}}, "notifications": {"patte'
+    'rnProperties": {"hipchat": {"$ref": "#/definitions/notification-hipchat"}, "github": {"$ref": "#/def'
+    'initions/notification-github"}, ".*": {"$ref": "#/definitions/notification"}}}, "notification": {"pr'
+    'operties": {"enabled": {"type": "boolean", "description": "Used for enabling/disabling notification"'
+    '}, "level": {"description": "Min level for the message to activate this notifier", "type": "number"}'
+    '}, "additionalProperties": true}, "notification-hipchat": {"properties": {"enabled": {"type": "boole'
+    'an", "description": "Used for enabling/disabling notification"}, "url": {"type": "string", "descript'
+    'ion": "Hipchat v2 api url"}, "colors": {"type": "object", "description": "Color mapping"}, "room": {'
+    '"type": "string", "description": "Room to be used for notification"}, "token": {"description": "Hipc'
+    'hat API v2 token (personal/ room) for notification", "type": "object", "$ref": "#/definitions/encryp'
+    'ted-type"}, "level": {"description": "Min level for the message to activate this notifier", "type": '
+    '"number"}}, "additionalProperties": false}, "notification-github": {"properties": {"enabled": {"type'
+    '": "boolean", "description": "Used for enabling/disabling notification"}, "url": {"type": "string", '
+    '"description": "Github API url base"}, "token": {"description": "Github Oauth token", "type": "objec'
+    't", "$ref": "#/definitions/encrypted-type"}, "level": {"description": "Min level for the message to '
+    'activate this notifier", "type": "number"}}, "additionalProperties": true}, "environment": {"pattern'
+    'Properties": {".*": {"oneOf": [{"type": "string", "maxLength": 4096}, {"$ref": "#/definitions/encryp'
+    'ted-type"}]}}, "additionalProperties": false}}}'
+)
+_TWO_PATTERNS_VALID = json.loads(
+    '{"security": {"profile": "profile1"}, "notifications": {"hipchat": {"enabled": true, "url": "https:/'
+    '/api.hipchat.com/v2/", "colors": {"success": "green", "failure": "red"}, "room": "room1", "token": {'
+    '"value": "token1", "encrypted": true}, "level": 1}, "github": {"enabled": true, "url": "https://api.'
+    'github.com/", "token": {"value": "token2", "encrypted": true}, "level": 1}}}'
+)
+
+
+@pytest.mark.parametrize("address_order", [1, -1])
+def test_meets_do_not_depend_on_memory_addresses(address_order: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key matched by two patternProperties must satisfy both schemas; the merged object lists the
+    first schema's properties first, whatever the memory addresses of the two. The order once followed
+    them, and this MaskBench instance was rejected or not depending on what the process had compiled
+    before. ``id`` is shadowed in the module by addresses in the order objects are met, and reversed."""
+    import builtins
+
+    import constrain.json_schema as js
+
+    seen: dict[int, int] = {}
+    alive: list[Any] = []
+
+    def first_seen(x: Any) -> int:  # an "address" that grows (or shrinks) with the order objects are met
+        if builtins.id(x) not in seen:
+            seen[builtins.id(x)] = address_order * len(seen)
+            alive.append(x)
+        return seen[builtins.id(x)]
+
+    monkeypatch.setattr(js, "id", first_seen, raising=False)
+    check(_TWO_PATTERNS, [_TWO_PATTERNS_VALID], [])
+
+
 def test_dependencies() -> None:
     check({"dependentRequired": {"a": ["b"]}}, [{}, {"b": 1}, {"a": 1, "b": 2}, 5], [{"a": 1}])
     check({"dependentSchemas": {"a": {"properties": {"b": {"type": "string"}}}}}, [{"a": 1, "b": "s"}, {"b": 1}],

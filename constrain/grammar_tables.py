@@ -16,6 +16,7 @@ state with no transitions belonging to the pseudo-terminal ``eps_term``: the thr
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +34,28 @@ I32 = npt.NDArray[np.int32]
 @lru_cache(maxsize=4096)
 def _compile_terminal(node: Node) -> ByteDFA:
     return compile_node(node)
+
+
+def _derivable(rules: list[tuple[Hashable, list[Hashable]]]) -> set[Hashable]:
+    """Left-hand sides that derive something when each rule needs all its listed symbols to (the least
+    fixed point, by counting what each rule still waits for: linear, not one pass per nesting level)."""
+    waiting = [len(syms) for _, syms in rules]
+    users: dict[Hashable, list[int]] = {}
+    for i, (_, syms) in enumerate(rules):
+        for x in syms:
+            users.setdefault(x, []).append(i)
+    done: set[Hashable] = set()
+    ready = [lhs for (lhs, _), n in zip(rules, waiting) if n == 0]
+    while ready:
+        lhs = ready.pop()
+        if lhs in done:
+            continue
+        done.add(lhs)
+        for i in users.get(lhs, ()):
+            waiting[i] -= 1
+            if waiting[i] == 0:
+                ready.append(rules[i][0])
+    return done
 
 
 def terminal_dfa(defn: Node | ByteDFA) -> ByteDFA:
@@ -126,17 +149,10 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
              for r in rules]
 
     # 4. productive, then reachable
-    productive: set[str] = set()
     usable_t = {n for n, d in dfas.items() if not d.is_empty}
-    changed = True
-    while changed:
-        changed = False
-        for r in rules:
-            if r.lhs not in productive and all(
-                (s.name in usable_t) if isinstance(s, T) else (s.name in productive) for s in r.rhs
-            ):
-                productive.add(r.lhs)
-                changed = True
+    productive = _derivable(
+        [(r.lhs, [s.name for s in r.rhs if isinstance(s, N)]) for r in rules
+         if all(s.name in usable_t for s in r.rhs if isinstance(s, T))])
     if grammar.start not in productive:
         raise GrammarError(f"the grammar's language is empty: start rule {grammar.start!r} derives no string"
                            + (" this tokenizer can spell" if byte_alphabet is not None else ""))
@@ -147,7 +163,7 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         by_lhs.setdefault(r.lhs, []).append(r)
     reach = {grammar.start}
     stack = [grammar.start]
-    used_terms: list[str] = []
+    used_terms: dict[str, None] = {}  # in order of discovery
     while stack:
         nt = stack.pop()
         for r in by_lhs.get(nt, []):
@@ -155,12 +171,12 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
                 if isinstance(s, N) and s.name not in reach:
                     reach.add(s.name)
                     stack.append(s.name)
-                elif isinstance(s, T) and s.name not in used_terms:
-                    used_terms.append(s.name)
+                elif isinstance(s, T):
+                    used_terms.setdefault(s.name)
     rules = [r for r in rules if r.lhs in reach]
 
     # terminal numbering: used terminals, then ignored ones, then eps
-    term_names = list(dict.fromkeys(used_terms + ignore))
+    term_names = list(dict.fromkeys([*used_terms, *ignore]))
     term_id = {n: i for i, n in enumerate(term_names)}
     term_dfas = [dfas[n] for n in term_names]
     n_terms = len(term_names)
@@ -170,15 +186,11 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         offsets[i + 1] = offsets[i] + d.n_states
     offsets[n_terms + 1] = offsets[n_terms] + 1
     total = int(offsets[-1])
-    gtrans = np.full((total, 256), -1, dtype=np.int32)
-    gacc = np.zeros(total, dtype=bool)
-    gterm = np.zeros(total, dtype=np.int32)
-    for i, d in enumerate(term_dfas):
-        lo = int(offsets[i])
-        block = d.trans.astype(np.int32)
-        gtrans[lo : lo + d.n_states] = np.where(block >= 0, block + lo, -1)
-        gacc[lo : lo + d.n_states] = d.accepting
-        gterm[lo : lo + d.n_states] = i
+    # every terminal's table stacked, its targets shifted by its offset (one numpy pass for all of them)
+    gterm = np.repeat(np.arange(n_terms + 1, dtype=np.int32), np.diff(offsets))
+    stacked = np.concatenate([d.trans for d in term_dfas] + [np.full((1, 256), -1, np.int32)]).astype(np.int32)
+    gtrans = np.where(stacked >= 0, stacked + offsets[gterm][:, None], -1).astype(np.int32)
+    gacc = np.concatenate([d.accepting for d in term_dfas] + [np.zeros(1, bool)]).astype(bool)
     eps_state = total - 1
     gacc[eps_state] = True
     gterm[eps_state] = eps_term
@@ -205,13 +217,8 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         dotted_lhs[base : base + len(syms) + 1] = lhs
         rules_of[lhs - n_terms].append(i)
     nullable = np.zeros(len(nonterms), dtype=bool)
-    changed = True
-    while changed:
-        changed = False
-        for lhs, syms in int_rules:
-            if not nullable[lhs - n_terms] and all(x >= n_terms and nullable[x - n_terms] for x in syms):
-                nullable[lhs - n_terms] = True
-                changed = True
+    for lhs in _derivable([(lhs, list(syms)) for lhs, syms in int_rules if all(x >= n_terms for x in syms)]):
+        nullable[lhs - n_terms] = True
     return GrammarTables(
         term_names=term_names, term_dfas=term_dfas, term_ignore=term_ignore, term_offset=offsets,
         global_trans=gtrans, global_accept=gacc, global_term=gterm, eps_term=eps_term, eps_state=eps_state,

@@ -44,8 +44,10 @@ MAX_STATES = 4096
 MAX_UNIQUE_VALUES = 10
 """``uniqueItems`` is enforced over at most this many values (the array machine tracks which are used)."""
 """Most states of the per-object or per-array counting machine (any_order, min/maxProperties, ...)."""
-LONG_STRING = 64
-"""Length bounds above this are counted with 32-character chunks in the grammar instead of one DFA."""
+LONG_STRING = 256
+"""Length bounds above this are counted with 32-character chunks in the grammar instead of one DFA (of
+about four states per character). Below it one DFA is cheaper: a chunk may end after any character, so
+every long token inside a chunked string crosses lexeme boundaries the token masks cannot cache."""
 CHUNK = 32
 
 ANNOTATIONS = frozenset({

@@ -494,6 +494,90 @@ def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def length_classes(trans, accepting, max_length):  # type: ignore[no-untyped-def]
+    """``out[r, s]``: a class of state ``s`` such that two states share it exactly when they agree on every
+    string of at most ``r`` bytes (which are live, which accepted), for ``r`` up to ``max_length`` or until
+    the classes stop changing (then the last row holds for every longer ``r``). Moore's rounds, one per
+    byte of lookahead, each checked exactly against a representative so that hashing cannot merge
+    two states that differ. Returns an empty array if a check fails."""
+    n = trans.shape[0]
+    row_at = np.empty(n + 1, np.int64)  # each row as runs of equal targets
+    run_b = np.empty(n * 257, np.int64)
+    run_t = np.empty(n * 257, np.int64)
+    q = 0
+    for s in range(n):
+        row_at[s] = q
+        prev = -2
+        for b in range(256):
+            t = trans[s, b]
+            if t != prev:
+                run_b[q] = b
+                run_t[q] = t
+                q += 1
+                prev = t
+    row_at[n] = q
+    out = np.empty((max_length + 1, n), np.int32)
+    n_acc = 0
+    for s in range(n):
+        out[0, s] = 1 if accepting[s] else 0
+        n_acc += out[0, s]
+    n_cls = (n_acc > 0) + (n_acc < n)
+    sig = np.empty(n, np.uint64)
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    rows = 1
+    for r in range(1, max_length + 1):
+        prev_cls = out[r - 1]
+        for s in range(n):
+            x = (np.uint64(prev_cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
+            last = -2
+            for k in range(row_at[s], row_at[s + 1]):
+                t = run_t[k]
+                c = -1 if t < 0 else prev_cls[t]
+                if c != last:
+                    x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
+                    x ^= x >> np.uint64(31)
+                    last = c
+            sig[s] = x
+        order = np.argsort(sig)
+        k = -1
+        for j in range(n):
+            if j == 0 or sig[order[j]] != sig[order[j - 1]]:
+                k += 1
+            out[r, order[j]] = k
+        # exact check of round r against one representative per class
+        rep = np.full(k + 1, -1, np.int64)
+        for s in range(n):
+            c = out[r, s]
+            if rep[c] < 0:
+                rep[c] = s
+                continue
+            u = rep[c]
+            if prev_cls[s] != prev_cls[u]:
+                return np.empty((0, n), np.int32)
+            # the two rows, run by run: every byte must lead to the same class (or die in both)
+            i = row_at[s]
+            j = row_at[u]
+            while True:
+                ts = run_t[i]
+                tu = run_t[j]
+                if (-1 if ts < 0 else prev_cls[ts]) != (-1 if tu < 0 else prev_cls[tu]):
+                    return np.empty((0, n), np.int32)
+                end_s = run_b[i + 1] if i + 1 < row_at[s + 1] else 256
+                end_u = run_b[j + 1] if j + 1 < row_at[u + 1] else 256
+                if end_s >= 256 and end_u >= 256:
+                    break
+                if end_s <= end_u:
+                    i += 1
+                if end_u <= end_s:
+                    j += 1
+        rows = r + 1
+        if k + 1 == n_cls:
+            break
+        n_cls = k + 1
+    return out[:rows].copy()
+
+
+@numba.njit(cache=True, nogil=True)
 def _product(ta, aa, tb, ab, limit, union):  # type: ignore[no-untyped-def]
     """Reachable pairs of the product automaton, -1 standing for a dead side. ``union``: a pair lives while
     either side does and accepts where either accepts; else both sides must live and accept. Stops

@@ -27,7 +27,14 @@ import numpy.typing as npt
 from constrain.automaton import TokenAutomaton
 from constrain.earley import EarleyParser
 from constrain.errors import LimitError
-from constrain.fsm import ByteDFA, joint_classes, reachable_states, state_language_key, state_prefix_key
+from constrain.fsm import (
+    ByteDFA,
+    joint_classes,
+    length_classes,
+    reachable_states,
+    state_language_key,
+    state_prefix_key,
+)
 from constrain.grammar_tables import GrammarTables
 from constrain.grammar_walk import (
     MAX_MISSES,
@@ -69,7 +76,10 @@ _MAX_DIFF_FAILURES = 2
 """Walks from one DFA's lexemes to another's are no longer tried after this many gave up."""
 _MIN_DIFF_VISITED = 20_000
 """Lexemes whose whole walk visits fewer trie nodes are walked whole (comparing languages costs more)."""
-_MAX_CLASS_PAIRS = 4096
+_MAX_CLASS_BYTES = 64 << 20
+_MAX_LENGTH_CLASS_STATES = 8192
+"""DFAs up to this size have their lexemes walked from each other's (classes by length: one row of
+``max_depth`` per state)."""
 """Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 
 
@@ -116,8 +126,10 @@ class SharedMasks:
         self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
         self._by_result: dict[bytes, LexKey] = {}
         self._bases: dict[bytes, list[tuple[ByteDFA, int, LexKey]]] = {}  # first bytes -> recent lexemes
-        # two DFAs' joint classes, and how often walks from one's lexemes to the other's failed
-        self._classes: OrderedDict[tuple[str, str], tuple[I64, list[int]]] = OrderedDict()
+        # classes for walks from one DFA's lexemes to another's (see _classes_for)
+        self._classes: OrderedDict[tuple[str, str], tuple[I32, int, list[int]]] = OrderedDict()
+        self._class_bytes = 0
+        self._last_of_dfa: dict[str, tuple[int, LexKey]] = {}  # DFA -> its last lexeme walked
         self._bytes = [0, 0]  # held by lexemes, by cross masks
         self._max_bytes = max_bytes // 2  # for each of the two
         self._lock = threading.Lock()
@@ -150,6 +162,8 @@ class SharedMasks:
             canon = self._by_result.setdefault(result, key)
             self._alias[key] = canon
         self._put(self._lexemes, 0, canon, lex)
+        if lex.boundaries is not None:
+            self._last_of_dfa[dfa.key] = (state, canon)
         if lex.boundaries is not None and dfa.n_states <= _MAX_DIFF_STATES:
             with self._lock:
                 bases = self._bases.setdefault(_first_bytes(dfa, state), [])
@@ -158,28 +172,47 @@ class SharedMasks:
         return canon, lex
 
     def _walk(self, dfa: ByteDFA, state: int) -> Lexeme:
-        """A new lexeme's walk: from a known lexeme with the same first bytes if one is cheap, else whole."""
+        """A new lexeme's walk: from a known lexeme of the same DFA (a string with a few more or fewer
+        characters to go) or with the same first bytes, where that is cheap; else whole."""
+        same = self._last_of_dfa.get(dfa.key)
+        if same is not None and dfa.n_states <= _MAX_LENGTH_CLASS_STATES:
+            base = self._lexemes.get(same[1])
+            if base is not None and base.boundaries is not None and base.visited >= _MIN_DIFF_VISITED:
+                lex = self._diff_walk(dfa, state, dfa, same[0], base)
+                if lex is not None:
+                    return lex
         if dfa.n_states <= _MAX_DIFF_STATES:
             for base_dfa, base_state, base_key in list(self._bases.get(_first_bytes(dfa, state), ())):
                 base = self._lexemes.get(base_key)
-                if base is None or base.boundaries is None or base.visited < _MIN_DIFF_VISITED:
+                if base is None or base.boundaries is None or base.visited < _MIN_DIFF_VISITED or base_dfa is dfa:
                     continue
                 lex = self._diff_walk(dfa, state, base_dfa, base_state, base)
                 if lex is not None:
                     return lex
         return _lexeme(dfa.trans, dfa.accepting, state, self.trie, self.words)
 
-    def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme) -> Lexeme | None:
+    def _classes_for(self, dfa: ByteDFA, base_dfa: ByteDFA) -> tuple[I32, int, list[int]]:
+        """Classes for :func:`grammar_walk.lexeme_diff_walk` (by length within one DFA, by language across
+        two), the offset of the base DFA's states in them, and how many walks with them gave up."""
         pair = (dfa.key, base_dfa.key)
         known = self._classes.get(pair)
         if known is None:
-            known = (joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting), [0])
+            if dfa.key == base_dfa.key:
+                classes = length_classes(dfa.trans, dfa.accepting, self.trie.max_depth)
+                known = (classes, 0, [0])
+            else:
+                classes = joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting)
+                known = (classes.astype(np.int32)[None, :], dfa.n_states, [0])
             with self._lock:
                 self._classes[pair] = known
-                if len(self._classes) > _MAX_CLASS_PAIRS:
-                    self._classes.popitem(last=False)
-        classes, failures = known
-        if classes.shape[0] == 0 or failures[0] >= _MAX_DIFF_FAILURES:
+                self._class_bytes += known[0].nbytes
+                while self._class_bytes > _MAX_CLASS_BYTES and len(self._classes) > 1:
+                    self._class_bytes -= self._classes.popitem(last=False)[1][0].nbytes
+        return known
+
+    def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme) -> Lexeme | None:
+        classes, offset, failures = self._classes_for(dfa, base_dfa)
+        if classes.shape[1] == 0 or failures[0] >= _MAX_DIFF_FAILURES:
             return None
         assert base.boundaries is not None
         trie = self.trie
@@ -187,11 +220,12 @@ class SharedMasks:
         added = np.empty(4096, np.int32)
         removed = np.empty(4096, np.int32)
         n_add, n_rem = lexeme_diff_walk(state, dfa.trans, dfa.accepting, base_state, base_dfa.trans,
-                                        base_dfa.accepting, classes, trie.node_key, trie.node_token,
-                                        trie.subtree_end, trie.token_start, trie.node_tokens, trie.max_depth, inside,
-                                        added, removed, min(base.visited // 8, _DIFF_BUDGET))
-        if n_add < 0:  # the two differ too much (say, strings of at most 7 and at most 9 more characters)
-            failures[0] += 1
+                                        base_dfa.accepting, classes, offset, trie.node_key, trie.node_token,
+                                        trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,
+                                        trie.max_depth, inside, added, removed, min(base.visited // 8, _DIFF_BUDGET))
+        if n_add < 0:  # the two differ too much (say, strings of at most 7 and at most 90 more characters)
+            if dfa.key != base_dfa.key:  # within one DFA the next base is closer: keep trying
+                failures[0] += 1
             return None
         boundaries = base.boundaries
         if n_rem:

@@ -520,17 +520,22 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
 
 
 @numba.njit(cache=True, nogil=True)
-def lexeme_diff_walk(g0, trans_g, acc_g, h0, trans_h, acc_h, classes, node_key, node_token, subtree_end, token_start,
-                     node_tokens, max_depth, inside, added, removed, budget):  # type: ignore[no-untyped-def]
+def lexeme_diff_walk(g0, trans_g, acc_g, h0, trans_h, acc_h, classes, h_offset, node_key, node_token, subtree_end,
+                     subtree_height, token_start, node_tokens, max_depth, inside, added, removed,
+                     budget):  # type: ignore[no-untyped-def]
     """:func:`lexeme_walk` of state ``g0`` from that of another state ``h0`` whose result is known: ``inside``
     holds ``h0``'s mask on entry and ``g0``'s on return. Both are walked together, and a subtree is skipped
-    as soon as the two states reach the same language there (``classes``, from :func:`fsm.joint_classes`:
-    index ``s`` for ``trans_g``'s states, ``len(trans_g) + s`` for ``trans_h``'s), so only the tries' paths
-    where they differ are walked: a string that must not be ``"$schema"`` costs the ``$s...`` tokens, not
-    the vocabulary. Boundaries of ``g0`` that ``h0`` lacks go to ``added``, the converse to ``removed``
-    (preorder). Returns ``(n_added, n_removed)``, or ``(-1, -1)`` past ``budget`` nodes or a full list."""
+    as soon as the two states agree on every string as long as the longest token below it:
+    ``classes[r, s]`` (``trans_g``'s state ``s``) and ``classes[r, h_offset + s]`` (``trans_h``'s) are equal
+    when the states agree on strings of up to ``r`` bytes (the last row standing for every longer ``r``).
+    :func:`fsm.joint_classes` gives one row (equal languages) for two DFAs; :func:`fsm.length_classes` one
+    row per length for one DFA. So only the trie's paths where they differ are walked: a string that
+    must not be ``"$schema"`` costs the ``$s...`` tokens, and "at most 40 more characters" from "at most
+    45" costs the tokens longer than 40 bytes. Boundaries of ``g0`` that ``h0`` lacks go to ``added``,
+    the converse to ``removed`` (preorder). Returns ``(n_added, n_removed)``, or ``(-1, -1)`` past
+    ``budget`` nodes or a full list."""
     n_nodes = node_key.shape[0]
-    ng = trans_g.shape[0]
+    last_row = classes.shape[0] - 1
     stack_g = np.empty(max_depth + 1, np.int64)
     stack_h = np.empty(max_depth + 1, np.int64)
     stack_g[0] = g0
@@ -547,7 +552,8 @@ def lexeme_diff_walk(g0, trans_g, acc_g, h0, trans_h, acc_h, classes, node_key, 
         ph = stack_h[d - 1]
         x = trans_g[pg, b] if pg >= 0 else -1
         y = trans_h[ph, b] if ph >= 0 else -1
-        if (x < 0 and y < 0) or (x >= 0 and y >= 0 and classes[x] == classes[ng + y]):
+        r = min(subtree_height[i], last_row)
+        if (x < 0 and y < 0) or (x >= 0 and y >= 0 and classes[r, x] == classes[r, h_offset + y]):
             i = subtree_end[i]  # the same below (or nothing): h0's result stands
             continue
         visited += 1

@@ -37,6 +37,8 @@ class TokenTrie:
     """``depth << 8 | byte`` of each node: one load in the hottest walks."""
     node_token: I32
     """The token ending at each node: -1 none, -2 several (then see ``node_tokens``)."""
+    subtree_height: I32
+    """How many bytes the longest token below each node has past it (0 at leaves)."""
 
     @property
     def n_nodes(self) -> int:
@@ -67,6 +69,7 @@ class TokenTrie:
         node_token[single] = id_arr[order][token_start[:-1][single]]
         node_token[counts > 1] = -2
         return cls(
+            subtree_height=_heights(node_depth, subtree_end),
             node_key=(node_depth.astype(np.int32) << 8) | node_byte.astype(np.int32),
             node_token=node_token,
             node_byte=node_byte,
@@ -118,3 +121,17 @@ def _build(data, offsets, max_nodes):  # type: ignore[no-untyped-def]
         subtree_end[path[path_len - 1]] = n
         path_len -= 1
     return node_byte, node_depth, subtree_end, tok_node, n
+
+
+@numba.njit(cache=True, nogil=True)
+def _heights(node_depth, subtree_end):  # type: ignore[no-untyped-def]
+    """The deepest node of each subtree, relative to its root (preorder: a subtree is an index range)."""
+    n = node_depth.shape[0]
+    deepest = node_depth.copy()
+    for i in range(n - 1, -1, -1):  # children come after their parent: fold each range back to its root
+        j = i + 1
+        while j < subtree_end[i]:
+            if deepest[j] > deepest[i]:
+                deepest[i] = deepest[j]
+            j = subtree_end[j]
+    return (deepest - node_depth).astype(np.int32)

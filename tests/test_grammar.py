@@ -242,41 +242,49 @@ def test_bounded_caches_give_the_same_masks() -> None:
 
 
 def test_lexemes_walked_from_others_equal_whole_walks() -> None:
-    """A lexeme walked from a known one's result (``lexeme_diff_walk``, skipping the trie below states of
-    equal language) is the whole walk's: same inside mask, same boundaries; and a string that only
-    differs from another on a prefix no token spells costs a few nodes."""
-    from constrain.fsm import compile_regex, joint_classes
+    """A lexeme walked from a known one's result (``lexeme_diff_walk``, skipping the trie below states that
+    agree there) is the whole walk's: same inside mask, same boundaries. Across DFAs (joint classes:
+    equal languages) and within one DFA (classes by length: a bounded string from the same string with
+    a few more characters to go); and the walks meant to be cheap are."""
+    from constrain.fsm import compile_regex, joint_classes, length_classes
     from constrain.grammar_automaton import _lexeme
     from constrain.grammar_walk import lexeme_diff_walk
 
     comp = compiler("smollm2")
     trie, words = comp.trie, bitmask_words(comp.vocab.size)
     patterns = [r'"[^"\\]*"', r'"([^"\\$][^"\\]*|\$([^"\\s][^"\\]*)?)?"', r'"[^"\\]{0,3}"', r'"[^"\\]{0,5}"',
-                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"']
+                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"', r'"[^"\\]{0,120}"']
     dfas = [compile_regex(p) for p in patterns]
-    whole = {(i, s): _lexeme(d.trans, d.accepting, s, trie, words)
-             for i, d in enumerate(dfas) for s in range(d.n_states)}
+    states = {i: set(range(min(d.n_states, 12))) for i, d in enumerate(dfas)}
+    far, near = dfas[7].run(b'"' + b"a" * 8), dfas[7].run(b'"' + b"a" * 4)  # 112 and 116 more characters
+    states[7] |= {far, near}
+    whole = {(i, s): _lexeme(dfas[i].trans, dfas[i].accepting, s, trie, words) for i in states for s in states[i]}
+    by_length = {i: length_classes(d.trans, d.accepting, trie.max_depth) for i, d in enumerate(dfas)}
     cheap = checked = 0
+    added, removed = np.empty(1 << 16, np.int32), np.empty(1 << 16, np.int32)
     for (i, s), lex in whole.items():
         for (j, r), base in whole.items():
             if base.boundaries is None or lex.boundaries is None:
                 continue
             a, b = dfas[i], dfas[j]
-            classes = joint_classes(a.trans, a.accepting, b.trans, b.accepting)
+            if i == j:
+                classes, offset = by_length[i], 0
+                assert classes.shape[1] == a.n_states
+            else:
+                classes, offset = joint_classes(a.trans, a.accepting, b.trans, b.accepting)[None, :], a.n_states
+            args = (s, a.trans, a.accepting, r, b.trans, b.accepting, classes.astype(np.int32), offset,
+                    trie.node_key, trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start,
+                    trie.node_tokens, trie.max_depth)
             inside = base.inside.copy()
-            added, removed = np.empty(1 << 16, np.int32), np.empty(1 << 16, np.int32)
-            n_add, n_rem = lexeme_diff_walk(s, a.trans, a.accepting, r, b.trans, b.accepting, classes, trie.node_key,
-                                            trie.node_token, trie.subtree_end, trie.token_start, trie.node_tokens,
-                                            trie.max_depth, inside, added, removed, 1 << 30)
+            n_add, n_rem = lexeme_diff_walk(*args, inside, added, removed, 1 << 30)
             assert n_add >= 0
             assert np.array_equal(inside, lex.inside), (patterns[i], s, patterns[j], r)
             got = np.union1d(np.setdiff1d(base.boundaries, removed[:n_rem]), added[:n_add])
             assert np.array_equal(got, lex.boundaries), (patterns[i], s, patterns[j], r)
             checked += 1
-            # "not starting with $s" from "any string": only the $ subtree differs
-            if (i, j, s, r) == (1, 0, 1, 1):
-                small = lexeme_diff_walk(s, a.trans, a.accepting, r, b.trans, b.accepting, classes, trie.node_key,
-                                         trie.node_token, trie.subtree_end, trie.token_start, trie.node_tokens,
-                                         trie.max_depth, base.inside.copy(), added, removed, lex.visited // 20)
+            # "not starting with $s" from "any string", and "at most 112 more characters" from "at most
+            # 116": only a few paths of the trie differ
+            if (i, j, s, r) in ((1, 0, 1, 1), (7, 7, far, near)):
+                small = lexeme_diff_walk(*args, base.inside.copy(), added, removed, lex.visited // 20)
                 cheap += small[0] >= 0
-    assert checked > 200 and cheap == 1
+    assert checked > 200 and cheap == 2

@@ -227,6 +227,24 @@ def test_state_prefix_key_is_the_cut_language() -> None:
     assert not state_prefix_key(dfa.trans, dfa.accepting, 0, 10, 5)[2], "past max_pairs: refused"
 
 
+def test_length_classes_are_cut_languages() -> None:
+    """Row ``r`` of ``length_classes`` puts two states of a DFA together exactly when they agree on every
+    string of at most ``r`` bytes (brute force over random DFAs on three letters; rows past the last
+    repeat it)."""
+    from constrain.fsm import length_classes
+
+    for _, dfa in _small_dfas(120, 4):
+        n = dfa.n_states  # type: ignore[attr-defined]
+        rows = length_classes(dfa.trans, dfa.accepting, 6)  # type: ignore[attr-defined]
+        assert rows.shape[1] == n and 1 <= rows.shape[0] <= 7
+        for r in range(4):
+            row = rows[min(r, rows.shape[0] - 1)]
+            trees = [_cut_tree(dfa, s, r) for s in range(n)]
+            for a in range(n):
+                for b in range(n):
+                    assert (row[a] == row[b]) == (trees[a] == trees[b])
+
+
 def test_joint_classes_are_languages() -> None:
     """Joint classes of two DFAs' states are their languages (whole-language keys as the oracle)."""
     from constrain.fsm import joint_classes, state_language_key

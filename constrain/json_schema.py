@@ -32,7 +32,7 @@ from constrain import json_formats as jf
 from constrain.errors import LimitError, RegexError, SchemaError
 from constrain.grammar_ir import Grammar, GrammarBuilder, N, Symbol, T
 from constrain.json_formats import Lang, atom, bottom, land, lnot, lor, top
-from constrain.regex import Repeat
+from constrain.regex import Repeat, Seq, literal
 
 State = tuple[int, ...]
 """A state of the counting machine of one object or array."""
@@ -1347,7 +1347,9 @@ class _Emitter:
         chunk = self.b.terminal(Repeat(jf.ENC_CHAR, CHUNK, CHUNK))
 
         def tail(a: int, b: int) -> list[Symbol]:
-            return [] if b <= 0 else [self.b.terminal(Repeat(jf.ENC_CHAR, a, b))]
+            """The last 0-31 characters and the closing quote, one lexeme: it can only end at a quote, not
+            after every character (every long token would cross a lexeme boundary there)."""
+            return [quote] if b <= 0 else [self.b.terminal(Seq((Repeat(jf.ENC_CHAR, a, b), literal('"'))))]
 
         # length = CHUNK * q + r with 0 <= r < CHUNK, split by q: q == qa, qa < q < qb, q == qb
         qa = lo // CHUNK
@@ -1367,8 +1369,8 @@ class _Emitter:
                     alts.append([*self.exactly(chunk, qa + 1), *self.at_most(chunk, qb - qa - 2),
                                  *tail(0, CHUNK - 1)])
                 alts.append([*self.exactly(chunk, qb), *tail(0, hi - qb * CHUNK)])
-        body = self.define("long_string_body", *alts)
-        return self.define("long_string", [quote, body, quote])
+        body = self.define("long_string_body", *alts)  # closing quote included
+        return self.define("long_string", [quote, body])
 
     def key(self, name: str) -> list[Symbol]:
         """A literal key followed by the key separator (one terminal in compact form)."""

@@ -6,8 +6,9 @@ Two commands (write results to ``benchmarks/results/json_*``):
 llguidance through ``../shared/peerbench/peerbench.py``'s adapters, so that every engine is measured the same
 way): schemas compiled, valid instances accepted, invalid instances rejected (token by token, the text
 tokenised once and walked by every engine), compile time (cold compiler per schema, one thread) and
-per-token mask time (fill the bitmask, then advance). Instances are serialised compactly in their own key
-order, as MaskBench prescribes.
+per-token mask time (fill the bitmask, then advance). Before the first schema each engine compiles and
+walks one small schema untimed, so one-time process costs are charged to no schema. Instances are
+serialised compactly in their own key order, as MaskBench prescribes.
 
 ``suite``: the official JSON Schema Test Suite (draft 2020-12 and draft 7, required and optional): for each
 file, the groups (schemas) we compile, and for those, valid instances accepted and invalid ones rejected,
@@ -63,6 +64,17 @@ def maskbench(a: argparse.Namespace) -> None:
             engines.append(pb.ENGINES[name](tok))
         except Exception as e:
             print(f"# {name}: unavailable ({type(e).__name__}: {e})", file=sys.stderr)
+    # one-time process costs (numba code loaded from its cache, native libraries, per-tokenizer tables) are
+    # charged to no schema: every engine first compiles and walks a small schema, untimed
+    props = {"a": {"type": "string"}, "b": {"type": "integer"}, "c": {"type": "array", "items": {"type": "number"}}}
+    warm = {"id": "warm-up", "schema": {"type": "object", "properties": props},
+            "valid": [{"a": "x", "b": 1, "c": [1.5]}], "invalid": []}
+    for e in engines:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = e.compile("json", warm)
+        for text in pb.texts("json", warm, "valid"):
+            e.walk(compiled, tok.encode(text, add_special_tokens=False))
     files = sorted(glob.glob(str(DATA / "maskbench" / "*.jsonl")))
     if a.subsets:
         keep = set(a.subsets.split(","))

@@ -288,3 +288,36 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
                 small = lexeme_diff_walk(*args, base.inside.copy(), added, removed, lex.visited // 20)
                 cheap += small[0] >= 0
     assert checked > 200 and cheap == 2
+
+
+def test_lexeme_walks_equal_a_plain_trie_walk() -> None:
+    """The lexeme walk (numba, packed keys, one token per node unless several) gives the inside mask and
+    boundaries of a plain node-by-node walk of the trie, written out here in Python."""
+    from constrain.fsm import compile_regex
+    from constrain.grammar_automaton import _lexeme
+
+    comp = compiler("smollm2")
+    trie, words = comp.trie, bitmask_words(comp.vocab.size)
+    for pattern in [r'"([^"\\]|\\.)*"', r'"[^"\\]{0,4}"', r"[a-z ]+", r"( |\t|\n)*", r"[0-9]+(\.[0-9]+)?"]:
+        dfa = compile_regex(pattern)
+        for state in range(min(dfa.n_states, 4)):
+            lex = _lexeme(dfa.trans, dfa.accepting, state, trie, words)
+            inside = np.zeros(words, np.uint32)
+            bounds = []
+            at = np.full(trie.max_depth + 1, -1, np.int64)
+            at[0] = state
+            i = 1
+            while i < trie.n_nodes:
+                d = int(trie.node_depth[i])
+                s = int(dfa.trans[at[d - 1], trie.node_byte[i]]) if at[d - 1] >= 0 else -1
+                if s < 0:
+                    i = int(trie.subtree_end[i])
+                    continue
+                at[d] = s
+                for t in trie.node_tokens[trie.token_start[i]:trie.token_start[i + 1]]:
+                    inside[t >> 5] |= np.uint32(1 << (int(t) & 31))
+                if dfa.accepting[s] and trie.subtree_end[i] > i + 1:
+                    bounds.append(i)
+                i += 1
+            assert np.array_equal(inside, lex.inside), (pattern, state)
+            assert lex.boundaries is not None and lex.boundaries.tolist() == bounds, (pattern, state)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,7 @@ from constrain.grammar_ir import Grammar, N, Rule, T
 from constrain.regex import Node
 
 I32 = npt.NDArray[np.int32]
+SymbolT = TypeVar("SymbolT", bound=Hashable)
 
 
 @lru_cache(maxsize=4096)
@@ -36,15 +38,15 @@ def _compile_terminal(node: Node) -> ByteDFA:
     return compile_node(node)
 
 
-def _derivable(rules: list[tuple[Hashable, list[Hashable]]]) -> set[Hashable]:
+def _derivable(rules: list[tuple[SymbolT, list[SymbolT]]]) -> set[SymbolT]:
     """Left-hand sides that derive something when each rule needs all its listed symbols to (the least
     fixed point, by counting what each rule still waits for: linear, not one pass per nesting level)."""
     waiting = [len(syms) for _, syms in rules]
-    users: dict[Hashable, list[int]] = {}
+    users: dict[SymbolT, list[int]] = {}
     for i, (_, syms) in enumerate(rules):
         for x in syms:
             users.setdefault(x, []).append(i)
-    done: set[Hashable] = set()
+    done: set[SymbolT] = set()
     ready = [lhs for (lhs, _), n in zip(rules, waiting) if n == 0]
     while ready:
         lhs = ready.pop()
@@ -217,8 +219,8 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         dotted_lhs[base : base + len(syms) + 1] = lhs
         rules_of[lhs - n_terms].append(i)
     nullable = np.zeros(len(nonterms), dtype=bool)
-    for lhs in _derivable([(lhs, list(syms)) for lhs, syms in int_rules if all(x >= n_terms for x in syms)]):
-        nullable[lhs - n_terms] = True
+    for symbol in _derivable([(lhs, list(syms)) for lhs, syms in int_rules if all(x >= n_terms for x in syms)]):
+        nullable[symbol - n_terms] = True
     return GrammarTables(
         term_names=term_names, term_dfas=term_dfas, term_ignore=term_ignore, term_offset=offsets,
         global_trans=gtrans, global_accept=gacc, global_term=gterm, eps_term=eps_term, eps_state=eps_state,

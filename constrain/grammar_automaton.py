@@ -70,6 +70,8 @@ _MAX_STATE_KEYS = 1 << 20
 _MAX_DIFF_STATES = 1024
 """Terminal DFAs up to this size have their lexemes walked from a known one's where they can."""
 _BASES_PER_SIGNATURE = 2
+_MAX_BASES = 4096
+"""First-byte signatures kept with their recent lexemes (see ``SharedMasks._walk``)."""
 _DIFF_BUDGET = 1 << 15
 """Trie nodes a walk from a known lexeme may visit before it gives up for a whole walk."""
 _MAX_DIFF_FAILURES = 2
@@ -156,9 +158,12 @@ class SharedMasks:
         lex = self._walk(dfa, state)
         result = _result_hash(lex)
         with self._lock:
-            if len(self._alias) > _MAX_STATE_KEYS:  # aliases only save work: forget them all
+            if len(self._alias) > _MAX_STATE_KEYS or len(self._bases) > _MAX_BASES:
+                # aliases and bases only save work: forget them all (bases hold their DFAs' tables)
                 self._alias.clear()
                 self._by_result.clear()
+                self._bases.clear()
+                self._last_of_dfa.clear()
             canon = self._by_result.setdefault(result, key)
             self._alias[key] = canon
         self._put(self._lexemes, 0, canon, lex)

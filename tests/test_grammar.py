@@ -220,11 +220,15 @@ def test_reused_masks_equal_fresh_ones() -> None:
     assert checked > 100
 
 
-def test_bounded_caches_give_the_same_masks() -> None:
-    """Shared lexer-state and cross-mask caches that evict at once (a tiny byte budget) still give exact
-    masks: eviction costs recomputation only."""
+def test_bounded_caches_give_the_same_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared lexer-state and cross-mask caches that evict at once (a tiny byte budget, and at most one
+    state key, alias, base or class table kept) still give exact masks: eviction costs recomputation only."""
+    import constrain.grammar_automaton as ga
     from constrain.grammar_automaton import GrammarAutomaton, SharedMasks
     from constrain.grammar_tables import build_tables
+
+    for name in ("_MAX_STATE_KEYS", "_MAX_BASES", "_MAX_CLASS_BYTES"):
+        monkeypatch.setattr(ga, name, 1)
 
     comp = compiler("smollm2")
     ir = lark_to_grammar(JSON_LARK)

@@ -311,6 +311,36 @@ def reachable_states(trans, start, cap):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def _append_runs(trans, s, run_b, run_t, q):  # type: ignore[no-untyped-def]
+    """Row ``s`` as runs of equal targets from ``q`` on: bytes ``run_b[k]..run_b[k+1]-1`` go to
+    ``run_t[k]`` (-1: dead). Returns where the next row starts."""
+    prev = -2
+    for b in range(256):
+        t = trans[s, b]
+        if t != prev:
+            run_b[q] = b
+            run_t[q] = t
+            q += 1
+            prev = t
+    return q
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_runs(trans):  # type: ignore[no-untyped-def]
+    """Every row as runs (see :func:`_append_runs`); row ``s`` is ``row_at[s]..row_at[s+1]-1``."""
+    n = trans.shape[0]
+    row_at = np.empty(n + 1, np.int64)
+    run_b = np.empty(n * 256, np.int64)
+    run_t = np.empty(n * 256, np.int64)
+    q = 0
+    for s in range(n):
+        row_at[s] = q
+        q = _append_runs(trans, s, run_b, run_t, q)
+    row_at[n] = q
+    return row_at, run_b, run_t
+
+
+@numba.njit(cache=True, nogil=True)
 def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore[no-untyped-def]
     """Two 64-bit hashes of what ``start`` does with strings of at most ``depth`` bytes: which of them keep
     the DFA live, and which are accepted. A token-trie walk from ``start`` (tries no deeper than ``depth``)
@@ -352,14 +382,7 @@ def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore
                     run_b = grown_b
                     run_t = grown_t
                 run_at[s] = n_runs
-                prev = -2
-                for b in range(256):
-                    t = trans[s, b]
-                    if t != prev:
-                        run_b[n_runs] = b
-                        run_t[n_runs] = t
-                        n_runs += 1
-                        prev = t
+                n_runs = _append_runs(trans, s, run_b, run_t, n_runs)
                 run_b[n_runs] = 256  # end marker (its target is never read)
                 run_t[n_runs] = -1
                 n_runs += 1
@@ -420,160 +443,119 @@ def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore
 
 
 @numba.njit(cache=True, nogil=True)
+def _refine(row_at, run_b, run_t, prev_cls, out):  # type: ignore[no-untyped-def]
+    """One of Moore's rounds: ``out[s]`` numbers the pairs (class of ``s``, classes its bytes lead to) of
+    ``prev_cls``, so states share a class when they also agree one byte further. Signatures are hashed
+    (over runs, merged where neighbouring runs reach one class), then every class is checked exactly
+    against a representative, so a collision cannot merge two states that differ. Returns the number of
+    classes, or -1 on a collision."""
+    n = prev_cls.shape[0]
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    sig = np.empty(n, np.uint64)
+    for s in range(n):
+        x = (np.uint64(prev_cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
+        last = -2
+        for k in range(row_at[s], row_at[s + 1]):
+            t = run_t[k]
+            c = -1 if t < 0 else prev_cls[t]
+            if c != last:
+                x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
+                x ^= x >> np.uint64(31)
+                last = c
+        sig[s] = x
+    order = np.argsort(sig)
+    k = -1
+    for j in range(n):
+        if j == 0 or sig[order[j]] != sig[order[j - 1]]:
+            k += 1
+        out[order[j]] = k
+    rep = np.full(k + 1, -1, np.int64)
+    for s in range(n):
+        c = out[s]
+        if rep[c] < 0:
+            rep[c] = s
+            continue
+        u = rep[c]
+        if prev_cls[s] != prev_cls[u]:
+            return -1
+        # the two rows, run by run: every byte must lead to the same class (or die in both)
+        i = row_at[s]
+        j = row_at[u]
+        while True:
+            ts = run_t[i]
+            tu = run_t[j]
+            if (-1 if ts < 0 else prev_cls[ts]) != (-1 if tu < 0 else prev_cls[tu]):
+                return -1
+            end_s = run_b[i + 1] if i + 1 < row_at[s + 1] else 256
+            end_u = run_b[j + 1] if j + 1 < row_at[u + 1] else 256
+            if end_s >= 256 and end_u >= 256:
+                break
+            if end_s <= end_u:
+                i += 1
+            if end_u <= end_s:
+                j += 1
+    return k + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _acceptance_classes(accepting, out):  # type: ignore[no-untyped-def]
+    """Round 0 of Moore's refinement into ``out``: accepting or not. Returns the number of classes."""
+    n_acc = 0
+    for s in range(accepting.shape[0]):
+        out[s] = 1 if accepting[s] else 0
+        n_acc += out[s]
+    return (n_acc > 0) + (n_acc < accepting.shape[0])
+
+
+@numba.njit(cache=True, nogil=True)
 def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
     """Language classes of the states of two trimmed DFAs together: ``classes[s]`` for state ``s`` of ``a``,
-    ``classes[len(a) + s]`` for state ``s`` of ``b``; equal classes, equal languages. Moore refinement
-    with hashed signatures (over each row's runs of equal targets, not its 256 bytes), then checked
-    exactly (every class must map each byte to one class and agree on acceptance), so a hash collision
-    cannot merge two languages; on one, returns an empty array."""
+    ``classes[len(a) + s]`` for state ``s`` of ``b``; equal classes, equal languages. Moore's rounds
+    (:func:`_refine`) over the two tables stacked, until a round splits nothing; an empty array if a
+    round's exact check fails."""
     na = ta.shape[0]
     n = na + tb.shape[0]
-    # rows as runs over the joint numbering: bytes run_b[k]..run_b[k+1]-1 go to run_t[k] (-1: dead)
-    row_at = np.empty(n + 1, np.int64)
-    run_b = np.empty(n * 257, np.int64)
-    run_t = np.empty(n * 257, np.int64)
-    q = 0
+    trans = np.empty((n, 256), np.int32)
+    accepting = np.empty(n, np.bool_)
     for s in range(n):
-        row_at[s] = q
-        prev = -2
         for b in range(256):
             t = ta[s, b] if s < na else tb[s - na, b]
-            if t >= 0 and s >= na:
-                t += na
-            if t != prev:
-                run_b[q] = b
-                run_t[q] = t
-                q += 1
-                prev = t
-    row_at[n] = q
-    cls = np.empty(n, np.int64)
-    for s in range(n):
-        cls[s] = 1 if (aa[s] if s < na else ab[s - na]) else 0
-    n_cls = -1
-    sig = np.empty(n, np.uint64)
-    m1 = np.uint64(0xFF51AFD7ED558CCD)
+            trans[s, b] = t if t < 0 or s < na else t + na
+        accepting[s] = aa[s] if s < na else ab[s - na]
+    row_at, run_b, run_t = _all_runs(trans)
+    cls = np.empty(n, np.int32)
+    n_cls = _acceptance_classes(accepting, cls)
     while True:
-        for s in range(n):
-            x = (np.uint64(cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
-            prev_c = -2
-            for k in range(row_at[s], row_at[s + 1]):
-                t = run_t[k]
-                c = -1 if t < 0 else cls[t]
-                if c != prev_c:  # runs with equal classes merge: the signature sees classes, not states
-                    x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
-                    x ^= x >> np.uint64(31)
-                    prev_c = c
-            sig[s] = x
-        order = np.argsort(sig)
-        new = np.empty(n, np.int64)
-        k = -1
-        for j in range(n):
-            if j == 0 or sig[order[j]] != sig[order[j - 1]]:
-                k += 1
-            new[order[j]] = k
+        new = np.empty(n, np.int32)
+        k = _refine(row_at, run_b, run_t, cls, new)
+        if k < 0:
+            return np.empty(0, np.int32)
         cls = new
-        if k + 1 == n_cls:
-            break
-        n_cls = k + 1
-    rep = np.full(n_cls, -1, np.int64)
-    for s in range(n):
-        r = rep[cls[s]]
-        if r < 0:
-            rep[cls[s]] = s
-            continue
-        if (aa[s] if s < na else ab[s - na]) != (aa[r] if r < na else ab[r - na]):
-            return np.empty(0, np.int64)
-        for b in range(256):
-            t = ta[s, b] if s < na else tb[s - na, b]
-            u = ta[r, b] if r < na else tb[r - na, b]
-            ct = -1 if t < 0 else cls[t if s < na else na + t]
-            cu = -1 if u < 0 else cls[u if r < na else na + u]
-            if ct != cu:
-                return np.empty(0, np.int64)
-    return cls
+        if k == n_cls:
+            return cls
+        n_cls = k
 
 
 @numba.njit(cache=True, nogil=True)
 def length_classes(trans, accepting, max_length):  # type: ignore[no-untyped-def]
     """``out[r, s]``: a class of state ``s`` such that two states share it exactly when they agree on every
     string of at most ``r`` bytes (which are live, which accepted), for ``r`` up to ``max_length`` or until
-    the classes stop changing (then the last row holds for every longer ``r``). Moore's rounds, one per
-    byte of lookahead, each checked exactly against a representative so that hashing cannot merge
-    two states that differ. Returns an empty array if a check fails."""
+    the classes stop changing (then the last row holds for every longer ``r``): Moore's rounds
+    (:func:`_refine`), one per byte of lookahead, every one kept. Returns an empty array if a round's exact
+    check fails."""
     n = trans.shape[0]
-    row_at = np.empty(n + 1, np.int64)  # each row as runs of equal targets
-    run_b = np.empty(n * 257, np.int64)
-    run_t = np.empty(n * 257, np.int64)
-    q = 0
-    for s in range(n):
-        row_at[s] = q
-        prev = -2
-        for b in range(256):
-            t = trans[s, b]
-            if t != prev:
-                run_b[q] = b
-                run_t[q] = t
-                q += 1
-                prev = t
-    row_at[n] = q
+    row_at, run_b, run_t = _all_runs(trans)
     out = np.empty((max_length + 1, n), np.int32)
-    n_acc = 0
-    for s in range(n):
-        out[0, s] = 1 if accepting[s] else 0
-        n_acc += out[0, s]
-    n_cls = (n_acc > 0) + (n_acc < n)
-    sig = np.empty(n, np.uint64)
-    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    n_cls = _acceptance_classes(accepting, out[0])
     rows = 1
     for r in range(1, max_length + 1):
-        prev_cls = out[r - 1]
-        for s in range(n):
-            x = (np.uint64(prev_cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
-            last = -2
-            for k in range(row_at[s], row_at[s + 1]):
-                t = run_t[k]
-                c = -1 if t < 0 else prev_cls[t]
-                if c != last:
-                    x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
-                    x ^= x >> np.uint64(31)
-                    last = c
-            sig[s] = x
-        order = np.argsort(sig)
-        k = -1
-        for j in range(n):
-            if j == 0 or sig[order[j]] != sig[order[j - 1]]:
-                k += 1
-            out[r, order[j]] = k
-        # exact check of round r against one representative per class
-        rep = np.full(k + 1, -1, np.int64)
-        for s in range(n):
-            c = out[r, s]
-            if rep[c] < 0:
-                rep[c] = s
-                continue
-            u = rep[c]
-            if prev_cls[s] != prev_cls[u]:
-                return np.empty((0, n), np.int32)
-            # the two rows, run by run: every byte must lead to the same class (or die in both)
-            i = row_at[s]
-            j = row_at[u]
-            while True:
-                ts = run_t[i]
-                tu = run_t[j]
-                if (-1 if ts < 0 else prev_cls[ts]) != (-1 if tu < 0 else prev_cls[tu]):
-                    return np.empty((0, n), np.int32)
-                end_s = run_b[i + 1] if i + 1 < row_at[s + 1] else 256
-                end_u = run_b[j + 1] if j + 1 < row_at[u + 1] else 256
-                if end_s >= 256 and end_u >= 256:
-                    break
-                if end_s <= end_u:
-                    i += 1
-                if end_u <= end_s:
-                    j += 1
+        k = _refine(row_at, run_b, run_t, out[r - 1], out[r])
+        if k < 0:
+            return np.empty((0, n), np.int32)
         rows = r + 1
-        if k + 1 == n_cls:
+        if k == n_cls:
             break
-        n_cls = k + 1
+        n_cls = k
     return out[:rows].copy()
 
 

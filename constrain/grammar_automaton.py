@@ -62,6 +62,7 @@ _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
 _MAX_BOUNDARIES = 1 << 16
+"""Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 _MAX_PREFIX_PAIRS = 2048
 """Past this many (state, depth) pairs, a lexer state is keyed by its whole language instead."""
 _WHOLE_KEY_STATES = 512
@@ -82,7 +83,6 @@ _MAX_CLASS_BYTES = 64 << 20
 _MAX_LENGTH_CLASS_STATES = 8192
 """DFAs up to this size have their lexemes walked from each other's (classes by length: one row of
 ``max_depth`` per state)."""
-"""Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 
 
 LexKey = tuple[int, int, int]
@@ -155,7 +155,8 @@ class SharedMasks:
         lex = self._lexemes.get(canon)
         if lex is not None:
             return canon, lex
-        lex = self._walk(dfa, state)
+        signature = _first_bytes(dfa, state) if dfa.n_states <= _MAX_DIFF_STATES else None
+        lex = self._walk(dfa, state, signature)
         result = _result_hash(lex)
         with self._lock:
             if len(self._alias) > _MAX_STATE_KEYS or len(self._bases) > _MAX_BASES:
@@ -169,16 +170,17 @@ class SharedMasks:
         self._put(self._lexemes, 0, canon, lex)
         if lex.boundaries is not None:
             self._last_of_dfa[dfa.key] = (state, canon)
-        if lex.boundaries is not None and dfa.n_states <= _MAX_DIFF_STATES:
+        if lex.boundaries is not None and signature is not None:
             with self._lock:
-                bases = self._bases.setdefault(_first_bytes(dfa, state), [])
+                bases = self._bases.setdefault(signature, [])
                 bases.insert(0, (dfa, state, canon))
                 del bases[_BASES_PER_SIGNATURE:]
         return canon, lex
 
-    def _walk(self, dfa: ByteDFA, state: int) -> Lexeme:
+    def _walk(self, dfa: ByteDFA, state: int, signature: bytes | None) -> Lexeme:
         """A new lexeme's walk: from a known lexeme of the same DFA (a string with a few more or fewer
-        characters to go) or with the same first bytes, where that is cheap; else whole."""
+        characters to go) or with the same first bytes (``signature``, None for DFAs too large to compare),
+        where that is cheap; else whole."""
         same = self._last_of_dfa.get(dfa.key)
         if same is not None and dfa.n_states <= _MAX_LENGTH_CLASS_STATES:
             base = self._lexemes.get(same[1])
@@ -186,8 +188,8 @@ class SharedMasks:
                 lex = self._diff_walk(dfa, state, dfa, same[0], base)
                 if lex is not None:
                     return lex
-        if dfa.n_states <= _MAX_DIFF_STATES:
-            for base_dfa, base_state, base_key in list(self._bases.get(_first_bytes(dfa, state), ())):
+        if signature is not None:
+            for base_dfa, base_state, base_key in list(self._bases.get(signature, ())):
                 base = self._lexemes.get(base_key)
                 if base is None or base.boundaries is None or base.visited < _MIN_DIFF_VISITED or base_dfa is dfa:
                     continue
@@ -207,7 +209,7 @@ class SharedMasks:
                 known = (classes, 0, [0])
             else:
                 classes = joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting)
-                known = (classes.astype(np.int32)[None, :], dfa.n_states, [0])
+                known = (classes[None, :], dfa.n_states, [0])
             with self._lock:
                 self._classes[pair] = known
                 self._class_bytes += known[0].nbytes
@@ -217,7 +219,7 @@ class SharedMasks:
 
     def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme) -> Lexeme | None:
         classes, offset, failures = self._classes_for(dfa, base_dfa)
-        if classes.shape[1] == 0 or failures[0] >= _MAX_DIFF_FAILURES:
+        if classes.size == 0 or failures[0] >= _MAX_DIFF_FAILURES:  # empty: a class check failed
             return None
         assert base.boundaries is not None
         trie = self.trie

@@ -330,13 +330,19 @@ def _all_runs(trans):  # type: ignore[no-untyped-def]
     """Every row as runs (see :func:`_append_runs`); row ``s`` is ``row_at[s]..row_at[s+1]-1``."""
     n = trans.shape[0]
     row_at = np.empty(n + 1, np.int64)
-    run_b = np.empty(n * 256, np.int64)
-    run_t = np.empty(n * 256, np.int64)
     q = 0
-    for s in range(n):
+    for s in range(n):  # count first: most rows are a few runs, and n * 256 slots is megabytes
         row_at[s] = q
-        q = _append_runs(trans, s, run_b, run_t, q)
+        prev = -2
+        for b in range(256):
+            if trans[s, b] != prev:
+                q += 1
+                prev = trans[s, b]
     row_at[n] = q
+    run_b = np.empty(q, np.int64)
+    run_t = np.empty(q, np.int64)
+    for s in range(n):
+        _append_runs(trans, s, run_b, run_t, row_at[s])
     return row_at, run_b, run_t
 
 
@@ -446,35 +452,42 @@ def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore
 def _refine(row_at, run_b, run_t, prev_cls, out):  # type: ignore[no-untyped-def]
     """One of Moore's rounds: ``out[s]`` numbers the pairs (class of ``s``, classes its bytes lead to) of
     ``prev_cls``, so states share a class when they also agree one byte further. Signatures are hashed
-    (over runs, merged where neighbouring runs reach one class), then every class is checked exactly
-    against a representative, so a collision cannot merge two states that differ. Returns the number of
-    classes, or -1 on a collision."""
+    (over runs, merged where neighbouring runs reach one class) and numbered through an open-addressing
+    table (linear per round; a sort cost ten times more on long counters), then every class is checked
+    exactly against its first state, so a collision cannot merge two states that differ. Returns the
+    number of classes, or -1 on a collision."""
     n = prev_cls.shape[0]
     m1 = np.uint64(0xFF51AFD7ED558CCD)
-    sig = np.empty(n, np.uint64)
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    table_sig = np.empty(size, np.uint64)
+    table_cls = np.full(size, -1, np.int64)
+    rep = np.empty(n, np.int64)  # class -> its first state
+    k = 0
     for s in range(n):
         x = (np.uint64(prev_cls[s]) + np.uint64(0x9E3779B97F4A7C15)) * m1
         last = -2
-        for k in range(row_at[s], row_at[s + 1]):
-            t = run_t[k]
+        for q in range(row_at[s], row_at[s + 1]):
+            t = run_t[q]
             c = -1 if t < 0 else prev_cls[t]
             if c != last:
-                x = (x ^ np.uint64((run_b[k] << 32) + c + 1)) * m1
+                x = (x ^ np.uint64((run_b[q] << 32) + c + 1)) * m1
                 x ^= x >> np.uint64(31)
                 last = c
-        sig[s] = x
-    order = np.argsort(sig)
-    k = -1
-    for j in range(n):
-        if j == 0 or sig[order[j]] != sig[order[j - 1]]:
+        j = np.int64(x & np.uint64(mask))
+        while table_cls[j] >= 0 and table_sig[j] != x:
+            j = (j + 1) & mask
+        if table_cls[j] < 0:
+            table_sig[j] = x
+            table_cls[j] = k
+            rep[k] = s
+            out[s] = k
             k += 1
-        out[order[j]] = k
-    rep = np.full(k + 1, -1, np.int64)
-    for s in range(n):
-        c = out[s]
-        if rep[c] < 0:
-            rep[c] = s
             continue
+        c = table_cls[j]
+        out[s] = c
         u = rep[c]
         if prev_cls[s] != prev_cls[u]:
             return -1
@@ -494,7 +507,7 @@ def _refine(row_at, run_b, run_t, prev_cls, out):  # type: ignore[no-untyped-def
                 i += 1
             if end_u <= end_s:
                 j += 1
-    return k + 1
+    return k
 
 
 @numba.njit(cache=True, nogil=True)

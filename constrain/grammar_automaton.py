@@ -43,6 +43,7 @@ from constrain.grammar_walk import (
     cross_walk,
     lexeme_diff_walk,
     lexeme_walk,
+    spawn_lists,
     walk_bytes,
     walk_jobs,
 )
@@ -285,6 +286,12 @@ def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int
     return (depth, int(h1), int(h2))
 
 
+def _grown(a: I64, size: int) -> I64:
+    out = np.zeros(size, a.dtype)
+    out[: len(a)] = a
+    return out
+
+
 def _nbytes(value: tuple[Any, ...]) -> int:
     return sum(int(x.nbytes) for x in value if isinstance(x, np.ndarray)) + 64
 
@@ -332,8 +339,14 @@ class GrammarAutomaton(TokenAutomaton):
         self._eid_content: list[tuple[tuple[str, bool], ...]] = []  # the terminals of each set, by content
         self._eid_terms: list[dict[int, int]] = []  # terminal -> its position in that content list
         self._eid_order: list[I64] = []  # position -> terminal
-        self._eid_start = np.zeros(1, np.int64)  # see grammar_walk
-        self._eid_gs = np.zeros(0, np.int64)
+        self._eid_start_buf = np.zeros(1 + 256 * 16, np.int64)
+        self._eid_gs_buf = np.zeros(1024, np.int64)
+        self._eid_start = self._eid_start_buf[:1]  # see grammar_walk
+        self._eid_gs = self._eid_gs_buf[:0]
+        self._term_start_list: list[int] = self._term_start.tolist()
+        self._ignore_set = set(self._ignore_terms)
+        self._ignore_start_set = set(self._ignore_starts)
+        self._term_content = [(dfa.key, bool(ign)) for dfa, ign in zip(tables.term_dfas, self._tignore.tolist())]
         self._write = threading.RLock()
         # states
         self._states: list[tuple[I64, I64]] = []
@@ -371,23 +384,26 @@ class GrammarAutomaton(TokenAutomaton):
                 self._add_eid(self.parser.expected_of_eid(len(self._eid_sets)))
 
     def _add_eid(self, expected: tuple[int, ...]) -> None:
-        starts = [int(self._term_start[t]) for t in expected] + self._ignore_starts
-        arr = np.array(sorted(set(starts)), np.int64)
-        after = self._gtrans[arr].T.astype(np.int64)  # [256, starts]: the state after each first byte
-        after.sort(axis=1)
-        keep = after >= 0
-        keep[:, 1:] &= after[:, 1:] != after[:, :-1]  # distinct states per byte
-        counts = keep.sum(axis=1)
-        starts_ = self._eid_start[-1] + np.cumsum(counts)
-        eid_start = np.concatenate([self._eid_start, starts_])
-        self._eid_gs = np.concatenate([self._eid_gs, after[keep]])
-        terms = sorted(set(expected) | set(self._ignore_terms),
-                       key=lambda t: (self.tables.term_dfas[t].key, bool(self._tignore[t])))
-        self._eid_content.append(tuple((self.tables.term_dfas[t].key, bool(self._tignore[t])) for t in terms))
+        starts = np.array(sorted({self._term_start_list[t] for t in expected} | self._ignore_start_set), np.int64)
+        counts = np.empty(256, np.int64)
+        gs = np.empty(256 * len(starts), np.int64)
+        n = spawn_lists(self._gtrans, starts, counts, gs)
+        e = len(self._eid_sets)
+        n_gs = int(self._eid_start[-1])
+        # appended in place past the published views (walks read those), into new buffers when full
+        if (e + 1) * 256 + 1 > len(self._eid_start_buf):
+            self._eid_start_buf = _grown(self._eid_start_buf, 2 * ((e + 1) * 256 + 1))
+        if n_gs + n > len(self._eid_gs_buf):
+            self._eid_gs_buf = _grown(self._eid_gs_buf, 2 * (n_gs + n))
+        self._eid_start_buf[e * 256 + 1 : (e + 1) * 256 + 1] = n_gs + np.cumsum(counts)
+        self._eid_gs_buf[n_gs : n_gs + n] = gs[:n]
+        terms = sorted(set(expected) | self._ignore_set, key=self._term_content.__getitem__)
+        self._eid_content.append(tuple(self._term_content[t] for t in terms))
         self._eid_terms.append({t: i for i, t in enumerate(terms)})
         self._eid_order.append(np.array(terms, np.int64))
-        self._eid_start = eid_start  # published last: walks check their eid against its length
-        self._eid_sets.append(arr)
+        self._eid_gs = self._eid_gs_buf[: n_gs + n]
+        self._eid_start = self._eid_start_buf[: (e + 1) * 256 + 1]  # published last: walks check their eid against its length
+        self._eid_sets.append(starts)
 
     def _col_eid(self, column: int) -> int:
         self._sync_eids()

@@ -295,6 +295,31 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
 
 
 @numba.njit(cache=True, nogil=True)
+def spawn_lists(gtrans, starts, counts, out_gs):  # type: ignore[no-untyped-def]
+    """One expected set's spawn lists: for each byte ``b``, the distinct live states ``gtrans[s, b]`` over
+    ``starts`` (the set's terminals' start states) go to ``out_gs`` in ascending order (room for
+    ``256 * len(starts)``), ``counts[b]`` of them. Returns how many were written."""
+    w = 0
+    for b in range(256):
+        first = w
+        for i in range(starts.shape[0]):
+            t = gtrans[starts[i], b]
+            if t < 0:
+                continue
+            q = w  # insert in order, as the walks met them before: ascending
+            while q > first and out_gs[q - 1] > t:
+                q -= 1
+            if q > first and out_gs[q - 1] == t:
+                continue
+            for k in range(w, q, -1):
+                out_gs[k] = out_gs[k - 1]
+            out_gs[q] = t
+            w += 1
+        counts[b] = w - first
+    return w
+
+
+@numba.njit(cache=True, nogil=True)
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
               eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres,

@@ -181,7 +181,11 @@ class ObservedMasks:
     @staticmethod
     def key(cols: I64, gs: I64, col_eid: I64) -> tuple[tuple[Any, ...], I64]:
         """(lookup key, roots) of a state's threads (sorted by column)."""
-        roots, inverse = np.unique(cols, return_inverse=True)
+        new_root = np.empty(len(cols), np.bool_)
+        new_root[:1] = True
+        np.not_equal(cols[1:], cols[:-1], out=new_root[1:])
+        roots = cols[new_root]
+        inverse = np.cumsum(new_root) - 1
         return (inverse.tobytes(), gs.tobytes(), col_eid[roots].tobytes()), roots
 
     def candidates(self, key: tuple[Any, ...]) -> list[tuple[I64, I64, U32]]:
@@ -200,9 +204,10 @@ class ObservedMasks:
             return
         ops = ops.astype(np.int32)  # kinds, column numbers, terminals: small
         with self._lock:
-            shared = self._masks.get(mask.tobytes())
+            content = mask.tobytes()
+            shared = self._masks.get(content)
             if shared is None:
-                shared = self._masks[mask.tobytes()] = mask
+                shared = self._masks[content] = mask
                 self._bytes += int(mask.nbytes)
             entries = self._entries.setdefault(key, [])
             entries.append((ops, eids, shared))

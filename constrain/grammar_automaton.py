@@ -402,7 +402,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._eid_terms.append({t: i for i, t in enumerate(terms)})
         self._eid_order.append(np.array(terms, np.int64))
         self._eid_gs = self._eid_gs_buf[: n_gs + n]
-        self._eid_start = self._eid_start_buf[: (e + 1) * 256 + 1]  # published last: walks check their eid against its length
+        # published last: walks check their eid against its length
+        self._eid_start = self._eid_start_buf[: (e + 1) * 256 + 1]
         self._eid_sets.append(starts)
 
     def _col_eid(self, column: int) -> int:

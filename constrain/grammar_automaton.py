@@ -99,6 +99,20 @@ SharedCross = tuple[U32 | None, I64, I64, I64]
 the :data:`CrossKey`'s list, DFA state)."""
 
 
+class _CrossEntry(NamedTuple):
+    """A lexer state's cross mask before an expected set, in one grammar's numbering: the mask with the
+    state's inside mask (None: walk the thread exactly), the terminals the tokens' second lexemes may
+    belong to, and for each trie node where a second lexeme ends inside a token, its terminal (an index
+    into ``terms``) and the walk below it (the node's depth, first and end node)."""
+
+    mask: U32 | None
+    terms: list[int]
+    term_of_node: I64
+    node_depth: I64
+    first: I64
+    end: I64
+
+
 class Lexeme(NamedTuple):
     """What a lexer state gives every grammar: the tokens that stay inside its lexeme, the trie nodes
     where the lexeme may end with more bytes to come (``None``: too many to list), and the trie nodes
@@ -354,7 +368,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._accepting: list[bool] = []
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
-        self._cross: dict[tuple[int, int], tuple[U32 | None, I64, I64]] = {}
+        self._cross: dict[tuple[int, int], _CrossEntry] = {}
+        self._insides: dict[int, U32] = {}  # global lexer state -> its lexeme's inside mask
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
         self._sync_eids()
@@ -587,31 +602,35 @@ class GrammarAutomaton(TokenAutomaton):
         words = np.zeros(self.words, np.uint32)
         exact_c: list[int] = []
         exact_g: list[int] = []
+        jobs: list[tuple[I64, _CrossEntry]] = []  # second boundaries: parser columns, and where in the trie
         for c, g in threads:
             if g == self.tables.eps_state:
                 continue
             c2 = advance(c, int(self._gterm[g]))
-            if c2 >= 0:  # first, as the walk of a new cross mask also gives the inside one
-                e = self._col_eid(c2)
-                cross, nodes, states = self._cross_mask(g, e)
-            words |= self._lexeme(g)[1].inside
             if c2 < 0:
+                words |= self._inside(g)
                 continue
-            if cross is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
+            entry = self._cross_mask(g, self._col_eid(c2))
+            if entry.mask is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
+                words |= self._inside(g)
                 exact_c.append(c)
                 exact_g.append(g)
                 continue
-            words |= cross
-            if len(nodes):
-                # second boundaries: the parser column after each next-lexeme terminal, then one batched walk
-                terms = self._gterm[states]
-                col_of = {t: advance(c2, t) for t in np.unique(terms).tolist()}
-                cols3 = np.array([col_of[t] for t in terms.tolist()], np.int64)
-                keep = cols3 >= 0
-                self._walk_boundaries(nodes[keep], cols3[keep], words, log)
+            words |= entry.mask
+            if entry.terms:
+                # second boundaries: the parser column after each next-lexeme terminal, for one batched walk
+                jobs.append((np.array([advance(c2, t) for t in entry.terms], np.int64), entry))
+        if jobs:
+            self._walk_boundaries(jobs, words, log)
         if exact_c:  # one walk for all of them: the trie is traversed once
             self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log)
         return words
+
+    def _inside(self, g: int) -> U32:
+        inside = self._insides.get(g)
+        if inside is None:
+            inside = self._insides[g] = self._lexeme(g)[1].inside
+        return inside
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
@@ -620,13 +639,32 @@ class GrammarAutomaton(TokenAutomaton):
         self._run_jobs(cols, gs, np.array([0, len(cols)], np.int64), trie.node_depth[node] * one, (node + 1) * one,
                        trie.subtree_end[node] * one, words, log)
 
-    def _walk_boundaries(self, nodes: I64, cols: I64, words: U32, log: _Log) -> None:
-        """Lexeme boundaries at trie ``nodes`` with the parser at ``cols``: walk the tokens below each."""
-        trie = self.trie
-        n = len(nodes)
-        self._run_jobs(cols.astype(np.int64), np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1),
-                       trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
-                       words, log)
+    def _walk_boundaries(self, jobs: list[tuple[I64, _CrossEntry]], words: U32, log: _Log) -> None:
+        """Lexeme boundaries inside tokens, one walk of the tokens below each: for each thread, the parser
+        columns after its next lexeme's terminals (``entry.terms``) and its cross entry's trie nodes."""
+        cols: list[I64] = []
+        depth: list[I64] = []
+        first: list[I64] = []
+        end: list[I64] = []
+        for col_of_term, entry in jobs:
+            cols3 = col_of_term[entry.term_of_node]
+            if (col_of_term >= 0).all():
+                cols.append(cols3)
+                depth.append(entry.node_depth)
+                first.append(entry.first)
+                end.append(entry.end)
+            else:
+                keep = cols3 >= 0
+                cols.append(cols3[keep])
+                depth.append(entry.node_depth[keep])
+                first.append(entry.first[keep])
+                end.append(entry.end[keep])
+        job_c = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        n = len(job_c)
+        self._run_jobs(job_c, np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1, dtype=np.int64),
+                       depth[0] if len(depth) == 1 else np.concatenate(depth),
+                       first[0] if len(first) == 1 else np.concatenate(first),
+                       end[0] if len(end) == 1 else np.concatenate(end), words, log)
 
     def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32,
                   log: _Log) -> None:
@@ -664,7 +702,7 @@ class GrammarAutomaton(TokenAutomaton):
             if write:
                 self.parser.lock.release()
 
-    def _cross_mask(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
+    def _cross_mask(self, g: int, e: int) -> _CrossEntry:
         key = (g, e)
         hit = self._cross.get(key)
         if hit is not None:
@@ -673,13 +711,20 @@ class GrammarAutomaton(TokenAutomaton):
         shared = self.shared.cross(shared_key)
         if shared is None:
             mask, nodes, states = self._compute_cross(g, e)
-            terms = self._gterm[states]
-            pos = np.array([self._eid_terms[e][t] for t in terms.tolist()], np.int64)
-            self.shared.put_cross(shared_key, (mask, nodes, pos, states - self._term_start[terms]))
+            node_terms = self._gterm[states]
+            pos = np.array([self._eid_terms[e][t] for t in node_terms.tolist()], np.int64)
+            self.shared.put_cross(shared_key, (mask, nodes, pos, states - self._term_start[node_terms]))
         else:
             mask, nodes, pos, local = shared
             states = self._term_start[self._eid_order[e][pos]] + local
-        result = (mask, nodes, states)
+        terms, term_of_node = np.unique(self._gterm[states], return_inverse=True)
+        trie = self.trie
+        if mask is not None:
+            mask = mask | self._inside(g)
+            mask.setflags(write=False)
+        result = _CrossEntry(mask, terms.tolist(), term_of_node.astype(np.int64),
+                             trie.node_depth[nodes].astype(np.int64), nodes + 1,
+                             trie.subtree_end[nodes].astype(np.int64))
         with self._write:
             self._cross[key] = result
         return result

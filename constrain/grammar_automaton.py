@@ -94,23 +94,28 @@ cost more than it could share) or the cut one is too large to hash."""
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
 canonical order."""
-SharedCross = tuple[U32 | None, I64, I64, I64]
-"""A cross mask, its second-boundary trie nodes, and their lexer states as (position of the terminal in
-the :data:`CrossKey`'s list, DFA state)."""
 
 
-class _CrossEntry(NamedTuple):
-    """A lexer state's cross mask before an expected set, in one grammar's numbering: the mask with the
-    state's inside mask (None: walk the thread exactly), the terminals the tokens' second lexemes may
-    belong to, and for each trie node where a second lexeme ends inside a token, its terminal (an index
-    into ``terms``) and the walk below it (the node's depth, first and end node)."""
+class SharedCross(NamedTuple):
+    """A cross mask by content (see :data:`CrossKey`): the tokens that end the lexeme inside them and go on
+    inside one next lexeme, with the lexeme's inside mask (None: too many overlapping lexemes to cache, walk
+    the thread exactly); the terminals (positions in the :data:`CrossKey`'s list) whose lexemes may end
+    inside a token with more bytes to come; and for each trie node where one does, its terminal (an index
+    into ``term_pos``) and the walk of the tokens below it (the node's depth, first and end node)."""
 
     mask: U32 | None
-    terms: list[int]
+    term_pos: I64
     term_of_node: I64
     node_depth: I64
     first: I64
     end: I64
+
+
+class _CrossEntry(NamedTuple):
+    """A :class:`SharedCross` in one grammar's numbering: ``terms`` are its terminals."""
+
+    shared: SharedCross
+    terms: list[int]
 
 
 class Lexeme(NamedTuple):
@@ -344,7 +349,6 @@ class GrammarAutomaton(TokenAutomaton):
         self._gterm = tables.global_term.astype(np.int64)
         self._tignore = tables.term_ignore
         self._n_terms1 = tables.n_terms + 1
-        self._lex_keys: dict[int, LexKey] = {}  # per global lexer state, made when first needed
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_terms = [t for t in range(tables.n_terms) if tables.term_ignore[t]]
         self._ignore_starts = [int(self._term_start[t]) for t in self._ignore_terms]
@@ -369,7 +373,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], _CrossEntry] = {}
-        self._insides: dict[int, U32] = {}  # global lexer state -> its lexeme's inside mask
+        self._lexeme_of: dict[int, tuple[LexKey, Lexeme]] = {}  # global lexer state -> see _lexeme
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
         self._sync_eids()
@@ -377,16 +381,17 @@ class GrammarAutomaton(TokenAutomaton):
         self.initial_state = init
 
     def _lexeme(self, g: int) -> tuple[LexKey, Lexeme]:
-        """The shared lexeme of global lexer state ``g`` and the key it is kept under."""
+        """The shared lexeme of global lexer state ``g`` and the key it is kept under (kept here too: a
+        grammar's lexer states are few, and their lexemes shared with every other grammar)."""
+        hit = self._lexeme_of.get(g)
+        if hit is not None:
+            return hit
         t = int(self._gterm[g])
         dfa, state = _EPS_DFA, 0
         if t < self.tables.n_terms:
             dfa, state = self.tables.term_dfas[t], g - int(self._term_start[t])
-        key = self._lex_keys.get(g)
-        if key is None:
-            key = self.shared.state_key(dfa, state)
-        key, lex = self.shared.lexeme(key, dfa, state)
-        self._lex_keys[g] = key
+        key, lex = self.shared.lexeme(self.shared.state_key(dfa, state), dfa, state)
+        self._lexeme_of[g] = (key, lex)
         return key, lex
 
     # ------------------------------------------------------------------ parser mirror
@@ -611,12 +616,12 @@ class GrammarAutomaton(TokenAutomaton):
                 words |= self._inside(g)
                 continue
             entry = self._cross_mask(g, self._col_eid(c2))
-            if entry.mask is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
+            if entry.shared.mask is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
                 words |= self._inside(g)
                 exact_c.append(c)
                 exact_g.append(g)
                 continue
-            words |= entry.mask
+            words |= entry.shared.mask
             if entry.terms:
                 # second boundaries: the parser column after each next-lexeme terminal, for one batched walk
                 jobs.append((np.array([advance(c2, t) for t in entry.terms], np.int64), entry))
@@ -627,10 +632,7 @@ class GrammarAutomaton(TokenAutomaton):
         return words
 
     def _inside(self, g: int) -> U32:
-        inside = self._insides.get(g)
-        if inside is None:
-            inside = self._insides[g] = self._lexeme(g)[1].inside
-        return inside
+        return self._lexeme(g)[1].inside
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
@@ -647,18 +649,19 @@ class GrammarAutomaton(TokenAutomaton):
         first: list[I64] = []
         end: list[I64] = []
         for col_of_term, entry in jobs:
-            cols3 = col_of_term[entry.term_of_node]
+            x = entry.shared
+            cols3 = col_of_term[x.term_of_node]
             if (col_of_term >= 0).all():
                 cols.append(cols3)
-                depth.append(entry.node_depth)
-                first.append(entry.first)
-                end.append(entry.end)
+                depth.append(x.node_depth)
+                first.append(x.first)
+                end.append(x.end)
             else:
                 keep = cols3 >= 0
                 cols.append(cols3[keep])
-                depth.append(entry.node_depth[keep])
-                first.append(entry.first[keep])
-                end.append(entry.end[keep])
+                depth.append(x.node_depth[keep])
+                first.append(x.first[keep])
+                end.append(x.end[keep])
         job_c = cols[0] if len(cols) == 1 else np.concatenate(cols)
         n = len(job_c)
         self._run_jobs(job_c, np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1, dtype=np.int64),
@@ -711,20 +714,16 @@ class GrammarAutomaton(TokenAutomaton):
         shared = self.shared.cross(shared_key)
         if shared is None:
             mask, nodes, states = self._compute_cross(g, e)
-            node_terms = self._gterm[states]
-            pos = np.array([self._eid_terms[e][t] for t in node_terms.tolist()], np.int64)
-            self.shared.put_cross(shared_key, (mask, nodes, pos, states - self._term_start[node_terms]))
-        else:
-            mask, nodes, pos, local = shared
-            states = self._term_start[self._eid_order[e][pos]] + local
-        terms, term_of_node = np.unique(self._gterm[states], return_inverse=True)
-        trie = self.trie
-        if mask is not None:
-            mask = mask | self._inside(g)
-            mask.setflags(write=False)
-        result = _CrossEntry(mask, terms.tolist(), term_of_node.astype(np.int64),
-                             trie.node_depth[nodes].astype(np.int64), nodes + 1,
-                             trie.subtree_end[nodes].astype(np.int64))
+            if mask is not None:
+                mask = mask | self._inside(g)
+                mask.setflags(write=False)
+            pos = np.array([self._eid_terms[e][t] for t in self._gterm[states].tolist()], np.int64)
+            term_pos, term_of_node = np.unique(pos, return_inverse=True)
+            trie = self.trie
+            shared = SharedCross(mask, term_pos, term_of_node.astype(np.int64), trie.node_depth[nodes].astype(np.int64),
+                                 nodes + 1, trie.subtree_end[nodes].astype(np.int64))
+            self.shared.put_cross(shared_key, shared)
+        result = _CrossEntry(shared, self._eid_order[e][shared.term_pos].tolist())
         with self._write:
             self._cross[key] = result
         return result

@@ -128,8 +128,8 @@ class ByteDFA:
         security: it runs in hardware, four times faster than BLAKE2 on the megabyte tables of long counters."""
         if self._key is None:
             h = hashlib.sha1(usedforsecurity=False)
-            h.update(memoryview(np.ascontiguousarray(self.trans)))
-            h.update(memoryview(np.ascontiguousarray(self.accepting)))
+            h.update(np.ascontiguousarray(self.trans).data)
+            h.update(np.ascontiguousarray(self.accepting).data)
             self._key = h.hexdigest()
         return self._key
 

@@ -287,8 +287,8 @@ def _first_bytes(dfa: ByteDFA, state: int) -> bytes:
 
 def _result_hash(lex: Lexeme) -> bytes:
     """A content hash of a lexeme walk's result (SHA-1, hardware-accelerated, see :attr:`ByteDFA.key`)."""
-    h = hashlib.sha1(memoryview(lex.inside), usedforsecurity=False)
-    h.update(b"-" if lex.boundaries is None else memoryview(lex.boundaries))
+    h = hashlib.sha1(lex.inside.data, usedforsecurity=False)
+    h.update(b"-" if lex.boundaries is None else lex.boundaries.data)
     return h.digest()
 
 

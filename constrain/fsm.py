@@ -331,14 +331,12 @@ def _all_runs(trans):  # type: ignore[no-untyped-def]
     """Every row as runs (see :func:`_append_runs`); row ``s`` is ``row_at[s]..row_at[s+1]-1``."""
     n = trans.shape[0]
     row_at = np.empty(n + 1, np.int64)
+    row_b = np.empty(256, np.int64)
+    row_t = np.empty(256, np.int64)
     q = 0
-    for s in range(n):  # count first: most rows are a few runs, and n * 256 slots is megabytes
+    for s in range(n):  # count first (a row at a time): most rows are a few runs, and n * 256 slots is megabytes
         row_at[s] = q
-        prev = -2
-        for b in range(256):
-            if trans[s, b] != prev:
-                q += 1
-                prev = trans[s, b]
+        q += _append_runs(trans, s, row_b, row_t, 0)
     row_at[n] = q
     run_b = np.empty(q, np.int64)
     run_t = np.empty(q, np.int64)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from constrain.automaton import TokenAutomaton
-from constrain.earley import EarleyParser
+from constrain.earley import EarleyParser, _grown
 from constrain.errors import LimitError
 from constrain.fsm import (
     ByteDFA,
@@ -306,10 +306,9 @@ def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int
     return (depth, int(h1), int(h2))
 
 
-def _grown(a: I64, size: int) -> I64:
-    out = np.zeros(size, a.dtype)
-    out[: len(a)] = a
-    return out
+def _joined(parts: list[I64]) -> I64:
+    """The parts end to end (the one part itself, uncopied, when there is one: most masks have one)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _nbytes(value: tuple[Any, ...]) -> int:
@@ -351,8 +350,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._tignore = tables.term_ignore
         self._n_terms1 = tables.n_terms + 1
         self._term_start = tables.term_offset[:-1].astype(np.int64)
-        self._ignore_terms = [t for t in range(tables.n_terms) if tables.term_ignore[t]]
-        self._ignore_starts = [int(self._term_start[t]) for t in self._ignore_terms]
+        self._ignore_set = {t for t in range(tables.n_terms) if tables.term_ignore[t]}
+        self._ignore_start_set = {int(self._term_start[t]) for t in self._ignore_set}
         # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
         self._eid_content: list[tuple[tuple[str, bool], ...]] = []  # the terminals of each set, by content
@@ -363,8 +362,6 @@ class GrammarAutomaton(TokenAutomaton):
         self._eid_start = self._eid_start_buf[:1]  # see grammar_walk
         self._eid_gs = self._eid_gs_buf[:0]
         self._term_start_list: list[int] = self._term_start.tolist()
-        self._ignore_set = set(self._ignore_terms)
-        self._ignore_start_set = set(self._ignore_starts)
         self._term_content = [(dfa.key, bool(ign)) for dfa, ign in zip(tables.term_dfas, self._tignore.tolist())]
         self._write = threading.RLock()
         # states
@@ -663,12 +660,10 @@ class GrammarAutomaton(TokenAutomaton):
                 depth.append(x.node_depth[keep])
                 first.append(x.first[keep])
                 end.append(x.end[keep])
-        job_c = cols[0] if len(cols) == 1 else np.concatenate(cols)
+        job_c = _joined(cols)
         n = len(job_c)
         self._run_jobs(job_c, np.full(n, self.tables.eps_state, np.int64), np.arange(n + 1, dtype=np.int64),
-                       depth[0] if len(depth) == 1 else np.concatenate(depth),
-                       first[0] if len(first) == 1 else np.concatenate(first),
-                       end[0] if len(end) == 1 else np.concatenate(end), words, log)
+                       _joined(depth), _joined(first), _joined(end), words, log)
 
     def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32,
                   log: _Log) -> None:

@@ -59,6 +59,8 @@ MAX_THREADS = 4096
 """Lexer threads one state may hold (ambiguous grammars); walks start with room for ``_CAP0`` per byte."""
 _CAP0 = 32
 _MAX_RESUMES = 512
+_MAX_ADVANCED = 1 << 20
+"""Parser answers a grammar keeps in a Python dict (the parser's own memo is a numba table: slower to ask)."""
 _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
@@ -348,6 +350,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._gacc = tables.global_accept
         self._gterm = tables.global_term.astype(np.int64)
         self._tignore = tables.term_ignore
+        self._tignore_list: list[bool] = self._tignore.tolist()
+        self._advanced: dict[int, int] = {}  # column * n_terms1 + terminal -> the parser's answer
         self._n_terms1 = tables.n_terms + 1
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_set = {t for t in range(tables.n_terms) if tables.term_ignore[t]}
@@ -429,11 +433,16 @@ class GrammarAutomaton(TokenAutomaton):
         return self.parser.eid(column)
 
     def _advance(self, column: int, term: int) -> int:
-        """Parser column after ``term`` completes at ``column`` (memoised in the table walks read)."""
-        if self._tignore[term]:
+        """Parser column after ``term`` completes at ``column`` (memoised here, and in the table walks read)."""
+        if self._tignore_list[term]:
             return column
-        c2 = self.parser.advance(column, term)
-        self._sync_eids()
+        key = column * self._n_terms1 + term
+        c2 = self._advanced.get(key)
+        if c2 is None:
+            c2 = self.parser.advance(column, term)
+            self._sync_eids()
+            if len(self._advanced) < _MAX_ADVANCED:
+                self._advanced[key] = c2
         return c2
 
     # ------------------------------------------------------------------ states
@@ -569,7 +578,8 @@ class GrammarAutomaton(TokenAutomaton):
         return m
 
     def _replay(self, roots: I64, ops: I64, eids: I64) -> bool:
-        misses, nmiss = np.empty((1, 2), np.int64), np.zeros(1, np.int64)
+        misses, nmiss = _walk_scratch()[:2]
+        nmiss[0] = 0
         write = self.parser.lock.acquire(blocking=False)
         try:
             while True:
@@ -588,7 +598,7 @@ class GrammarAutomaton(TokenAutomaton):
 
         def advance(c: int, t: int) -> int:
             c2 = self._advance(c, t)
-            if not self._tignore[t]:
+            if not self._tignore_list[t]:
                 log.put(c * self._n_terms1 + t, c2)
             return c2
 
@@ -670,10 +680,8 @@ class GrammarAutomaton(TokenAutomaton):
         """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at trie depth ``depth[k]`` over nodes
         ``first[k]..end[k]``; where one lacked a parser step, compute it and resume at that trie node."""
         trie = self.trie
-        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        res_node, res_off = np.empty(_MAX_RESUMES, np.int64), np.zeros(_MAX_RESUMES + 1, np.int64)
-        res_c, res_g = np.empty(_MAX_RESUMES * 16, np.int64), np.empty(_MAX_RESUMES * 16, np.int64)
-        nres = np.zeros(2, np.int64)
+        misses, nmiss, res_node, res_off, res_c, res_g, nres = _walk_scratch()
+        nmiss[0] = 0
         cap = _CAP0
         write = self.parser.lock.acquire(blocking=False)
         try:
@@ -754,6 +762,21 @@ class GrammarAutomaton(TokenAutomaton):
             pairs = np.unique(np.stack([nodes[:n], states[:n]], axis=1), axis=0)
             return out, pairs[:, 0].copy(), pairs[:, 1].copy()
         return out, nodes[:n].copy(), states[:n].copy()
+
+
+_scratch = threading.local()
+
+
+def _walk_scratch() -> tuple[I64, I64, I64, I64, I64, I64, I64]:
+    """This thread's buffers for a walk's misses and resume points (read before the next walk; a walk
+    is never started inside another on one thread)."""
+    bufs: tuple[I64, I64, I64, I64, I64, I64, I64] | None = getattr(_scratch, "bufs", None)
+    if bufs is None:
+        bufs = (np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64), np.empty(_MAX_RESUMES, np.int64),
+                np.zeros(_MAX_RESUMES + 1, np.int64), np.empty(_MAX_RESUMES * 16, np.int64),
+                np.empty(_MAX_RESUMES * 16, np.int64), np.zeros(2, np.int64))
+        _scratch.bufs = bufs
+    return bufs
 
 
 class _Log:

@@ -180,13 +180,15 @@ class ObservedMasks:
 
     @staticmethod
     def key(cols: I64, gs: I64, col_eid: I64) -> tuple[tuple[Any, ...], I64]:
-        """(lookup key, roots) of a state's threads (sorted by column)."""
-        new_root = np.empty(len(cols), np.bool_)
-        new_root[:1] = True
-        np.not_equal(cols[1:], cols[:-1], out=new_root[1:])
-        roots = cols[new_root]
-        inverse = np.cumsum(new_root) - 1
-        return (inverse.tobytes(), gs.tobytes(), col_eid[roots].tobytes()), roots
+        """(lookup key, roots) of a state's threads (sorted by column). In Python: states hold a few
+        threads, where numpy's per-call cost is most of the work."""
+        roots: list[int] = []
+        inverse: list[int] = []
+        for c in cols.tolist():
+            if not roots or roots[-1] != c:
+                roots.append(c)
+            inverse.append(len(roots) - 1)
+        return (tuple(inverse), gs.tobytes(), tuple(col_eid[roots].tolist())), np.array(roots, np.int64)
 
     def candidates(self, key: tuple[Any, ...]) -> list[tuple[I64, I64, U32]]:
         return list(self._entries.get(key, ()))  # a copy: other threads may reorder the list

@@ -88,6 +88,8 @@ class ByteDFA:
     trans: npt.NDArray[np.int32]
     accepting: npt.NDArray[np.bool_]
     _key: str | None = field(default=None, repr=False)
+    _restricted: dict[bytes, ByteDFA | None] = field(default_factory=dict, repr=False)
+    """:meth:`restricted` results by alphabet (terminal DFAs are shared by every grammar that uses them)."""
 
     @property
     def n_states(self) -> int:
@@ -151,14 +153,22 @@ class ByteDFA:
 
     def restricted(self, alphabet: npt.NDArray[np.bool_]) -> ByteDFA:
         """The sub-language whose strings only use bytes with ``alphabet[b]`` (then trimmed, minimal)."""
-        if self.n_states == 0 or alphabet.all():
+        if self.n_states == 0:
             return self
+        key = alphabet.tobytes()
+        known = self._restricted.get(key, False)
+        if known is not False:
+            return known or self
+        result = None  # the language already avoids those bytes (None: no reference cycle to itself)
         bad = ~alphabet
-        if not (self.trans[:, bad] >= 0).any():
-            return self
-        trans = self.trans.copy()
-        trans[:, bad] = -1
-        return trim_and_minimize(trans, self.accepting)
+        if (self.trans[:, bad] >= 0).any():
+            trans = self.trans.copy()
+            trans[:, bad] = -1
+            result = trim_and_minimize(trans, self.accepting)
+        if len(self._restricted) >= 4:
+            self._restricted.clear()
+        self._restricted[key] = result
+        return result or self
 
     def shortest_matches(self) -> ByteDFA:
         """Only the strings none of whose proper prefixes is in the language (no transitions out of
@@ -993,6 +1003,9 @@ def compile_node(node: Node) -> ByteDFA:
         accepting = np.zeros(len(data) + 1, np.bool_)
         accepting[-1] = True
         return ByteDFA(trans, accepting)
+    texts = _literal_alternatives(node) if isinstance(node, Alt) else None
+    if texts is not None:  # enums and property names: a trie of their bytes, minimised (no subset construction)
+        return _trie_dfa([t.encode("utf-8") for t in texts])
     sets: list[Ranges] = []
     _collect_sets(node, sets)
     classes, bits_of = _partition(sets)
@@ -1073,6 +1086,44 @@ def _literal_text(node: Node) -> str | None:
             return None
         chars.append(chr(cp))
     return "".join(chars)
+
+
+def _literal_alternatives(node: Node) -> list[str] | None:
+    """The strings of an alternation of literals (nested alternations too), else None."""
+    if isinstance(node, Alt):
+        out: list[str] = []
+        for item in node.items:
+            sub = _literal_alternatives(item)
+            if sub is None:
+                return None
+            out += sub
+        return out
+    text = _literal_text(node)
+    return None if text is None else [text]
+
+
+def _trie_dfa(strings: list[bytes]) -> ByteDFA:
+    """The minimal DFA of finitely many byte strings: their trie, minimised (shared suffixes merge)."""
+    children: list[dict[int, int]] = [{}]
+    accepting = [False]
+    src: list[int] = []
+    byte: list[int] = []
+    for data in strings:
+        state = 0
+        for b in data:
+            nxt = children[state].get(b)
+            if nxt is None:
+                nxt = len(children)
+                children[state][b] = nxt
+                children.append({})
+                accepting.append(False)
+                src.append(state)
+                byte.append(b)
+            state = nxt
+        accepting[state] = True
+    trans = np.full((len(children), 256), -1, np.int32)
+    trans[src, byte] = np.arange(1, len(children), dtype=np.int32)  # state k + 1 was created by edge k
+    return trim_and_minimize(trans, np.array(accepting, np.bool_))
 
 
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:

@@ -147,19 +147,22 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         if dfa.is_empty or name in ignore:
             continue
         canonical[name] = by_key.setdefault(dfa.key, name)
-    rules = [Rule(r.lhs, tuple(T(canonical.get(s.name, s.name)) if isinstance(s, T) else s for s in r.rhs))
-             for r in rules]
+    renamed = {name: canon for name, canon in canonical.items() if name != canon}
+    if renamed:
+        rules = [Rule(r.lhs, tuple(T(renamed.get(s.name, s.name)) if isinstance(s, T) else s for s in r.rhs))
+                 for r in rules]
 
     # 4. productive, then reachable
     usable_t = {n for n, d in dfas.items() if not d.is_empty}
-    productive = _derivable(
-        [(r.lhs, [s.name for s in r.rhs if isinstance(s, N)]) for r in rules
-         if all(s.name in usable_t for s in r.rhs if isinstance(s, T))])
+    spellable: list[tuple[Rule, list[str]]] = []  # rules whose terminals all match something, and their nonterminals
+    for r in rules:
+        if all(s.name in usable_t for s in r.rhs if type(s) is T):
+            spellable.append((r, [s.name for s in r.rhs if type(s) is N]))
+    productive = _derivable([(r.lhs, nts) for r, nts in spellable])
     if grammar.start not in productive:
         raise GrammarError(f"the grammar's language is empty: start rule {grammar.start!r} derives no string"
                            + (" this tokenizer can spell" if byte_alphabet is not None else ""))
-    rules = [r for r in rules if r.lhs in productive and all(
-        (s.name in usable_t) if isinstance(s, T) else (s.name in productive) for s in r.rhs)]
+    rules = [r for r, nts in spellable if r.lhs in productive and all(x in productive for x in nts)]
     by_lhs: dict[str, list[Rule]] = {}
     for r in rules:
         by_lhs.setdefault(r.lhs, []).append(r)

@@ -56,6 +56,19 @@ class Repeat(Node):
     max: int | None
 
 
+def _cached_hash(node: Node) -> int:
+    """A node's hash, computed once (trees are keys of several caches; the generated hash walks the
+    whole tree on every lookup). Kept in the instance dict, beside the frozen fields."""
+    h: int | None = node.__dict__.get("_hash")
+    if h is None:
+        h = hash((type(node), *(getattr(node, f) for f in node.__dataclass_fields__)))  # type: ignore[attr-defined]
+        object.__setattr__(node, "_hash", h)
+    return h
+
+
+for _cls in (CharSet, Seq, Alt, Repeat):
+    _cls.__hash__ = _cached_hash  # type: ignore[assignment]
+
 EMPTY = Seq(())
 NOTHING = CharSet(())
 

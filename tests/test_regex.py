@@ -314,3 +314,24 @@ def test_literals_compile_to_the_same_dfa_as_the_general_path() -> None:
         assert fsm._literal_text(literal(text)) == text
         assert fsm.compile_node(literal(text)).key == general.key, text
         assert fast.accepts(text.encode())
+
+
+def test_literal_alternations_compile_to_the_same_dfa_as_the_general_path() -> None:
+    """Alternations of literals (enums, property names) take a trie construction; it must give the same
+    minimal DFA, state for state, as the general construction, including empty and multi-byte strings."""
+    import constrain.fsm as fsm
+    from constrain.regex import Alt, Repeat, literal
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", '"', "é", "字", "😀", "\\", "\x00"]
+    for trial in range(200):
+        words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5))) for _ in range(rng.randint(0, 7))]
+        items = tuple(literal(w) for w in words)
+        if trial % 4 == 0 and len(items) > 2:
+            items = (Alt(items[:2]), *items[2:])  # nested alternations are flattened
+        node = Alt(items)
+        assert fsm._literal_alternatives(node) is not None
+        fast = fsm.compile_node(node)
+        general = fsm.compile_node(Repeat(node, 1, 1))  # not an alternation: the general path
+        assert fast.key == general.key, words
+        assert all(fast.accepts(w.encode()) for w in words)

@@ -73,9 +73,15 @@ EMPTY = Seq(())
 NOTHING = CharSet(())
 
 
+@lru_cache(maxsize=1 << 16)
 def literal(text: str) -> Node:
-    """The regex matching exactly ``text``."""
-    return Seq(tuple(CharSet(((ord(c), ord(c)),)) for c in text))
+    """The regex matching exactly ``text`` (trees are immutable: schemas that share keys share them)."""
+    return Seq(tuple(_char(c) for c in text))
+
+
+@lru_cache(maxsize=1 << 12)
+def _char(c: str) -> CharSet:
+    return CharSet(((ord(c), ord(c)),))
 
 
 # ---------------------------------------------------------------- code-point range algebra

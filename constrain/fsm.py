@@ -88,7 +88,7 @@ class ByteDFA:
     trans: npt.NDArray[np.int32]
     accepting: npt.NDArray[np.bool_]
     _key: str | None = field(default=None, repr=False)
-    _restricted: dict[bytes, ByteDFA | None] = field(default_factory=dict, repr=False)
+    _restricted: dict[bytes, tuple[ByteDFA | None]] = field(default_factory=dict, repr=False)
     """:meth:`restricted` results by alphabet (terminal DFAs are shared by every grammar that uses them)."""
 
     @property
@@ -156,9 +156,9 @@ class ByteDFA:
         if self.n_states == 0:
             return self
         key = alphabet.tobytes()
-        known = self._restricted.get(key, False)
-        if known is not False:
-            return known or self
+        known = self._restricted.get(key)
+        if known is not None:
+            return known[0] or self
         result = None  # the language already avoids those bytes (None: no reference cycle to itself)
         bad = ~alphabet
         if (self.trans[:, bad] >= 0).any():
@@ -167,7 +167,7 @@ class ByteDFA:
             result = trim_and_minimize(trans, self.accepting)
         if len(self._restricted) >= 4:
             self._restricted.clear()
-        self._restricted[key] = result
+        self._restricted[key] = (result,)
         return result or self
 
     def shortest_matches(self) -> ByteDFA:

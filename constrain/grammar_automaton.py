@@ -561,12 +561,18 @@ class GrammarAutomaton(TokenAutomaton):
     def _reused_mask(self, state: int) -> U32:
         """The mask without end of sequence: a past computation's if the parser answers this state as it
         answered that one (:mod:`observed_masks`), else computed and kept with its observation."""
+        if not self._observed.observing():
+            m = self._compute_mask(state, _Log(0))  # a log without room: the walks record nothing
+            m.setflags(write=False)
+            return m
         cols, gs = self._states[state]
         key, roots = ObservedMasks.key(cols, gs, self.parser.col_eid)
         for i, (ops, eids, m) in enumerate(self._observed.candidates(key)):
             if self._replay(roots, ops, eids):
                 self._observed.matched(key, i)
+                self._observed.looked_up(True)
                 return m
+        self._observed.looked_up(False)
         log = _Log()
         m = self._compute_mask(state, log)
         m.setflags(write=False)
@@ -782,10 +788,11 @@ def _walk_scratch() -> tuple[I64, I64, I64, I64, I64, I64, I64]:
 class _Log:
     """The parser facts one mask computation reads, in order (memo key, value; see :mod:`observed_masks`)."""
 
-    def __init__(self) -> None:
-        self.set = np.full(2 * LOG_CAPACITY, -1, np.int64)  # the walks' dedup set (open addressing)
-        self.keys = np.empty(LOG_CAPACITY, np.int64)
-        self.vals = np.empty(LOG_CAPACITY, np.int64)
+    def __init__(self, capacity: int = LOG_CAPACITY) -> None:
+        self.capacity = capacity
+        self.set = np.full(2 * capacity, -1, np.int64)  # the walks' dedup set (open addressing; none: no log)
+        self.keys = np.empty(capacity, np.int64)
+        self.vals = np.empty(capacity, np.int64)
         self.n = np.zeros(2, np.int64)  # entries, overflow flag
 
     @property
@@ -794,7 +801,7 @@ class _Log:
 
     def put(self, key: int, value: int) -> None:
         n = int(self.n[0])
-        if n < LOG_CAPACITY:
+        if n < self.capacity:
             self.keys[n] = key
             self.vals[n] = value
             self.n[0] = n + 1

@@ -162,13 +162,30 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
     return MATCH
 
 
+_WINDOW = 32
+"""Lookups over which :meth:`ObservedMasks.observing` judges whether observing pays."""
+_MIN_HIT_RATE = 8
+"""A window pays if at least one lookup in this many found a mask."""
+_FIRST_PAUSE, _MAX_PAUSE = 16, 1024
+"""Lookups that skip observation after a window that did not pay, doubled after each such window in a row."""
+
+
 class ObservedMasks:
     """Masks kept with the observation that computed them, found by (thread shape, root ``eid``s).
+
+    Observing costs every computation (a key, replays of the candidates, the record) and pays only where
+    states recur with new columns (nested grammars: most lookups find a mask), not where they rarely do
+    (most JSON schemas): after a window of lookups with few finds, observation pauses, longer after each
+    such window in a row.
 
     Bounded in bytes (observations and the distinct masks they hold): past ``max_bytes`` everything is
     dropped and collected again, which costs only recomputation."""
 
     def __init__(self, max_bytes: int = 64 << 20, per_key: int = 32) -> None:
+        self._lookups = 0  # in this window (updated without a lock: a lost count only shifts a window)
+        self._finds = 0
+        self._paused = 0
+        self._pause = _FIRST_PAUSE
         self._entries: dict[tuple[Any, ...], list[tuple[I64, I64, U32]]] = {}
         self._max_bytes = max_bytes
         self._bytes = 0
@@ -189,6 +206,26 @@ class ObservedMasks:
                 roots.append(c)
             inverse.append(len(roots) - 1)
         return (tuple(inverse), gs.tobytes(), tuple(col_eid[roots].tolist())), np.array(roots, np.int64)
+
+    def observing(self) -> bool:
+        """Whether to look this state up and record its computation (False while paused)."""
+        if self._max_bytes == 0:
+            return False
+        if self._paused > 0:
+            self._paused -= 1
+            return False
+        return True
+
+    def looked_up(self, found: bool) -> None:
+        self._lookups += 1
+        self._finds += found
+        if self._lookups >= _WINDOW:
+            if self._finds * _MIN_HIT_RATE < self._lookups:
+                self._paused = self._pause
+                self._pause = min(2 * self._pause, _MAX_PAUSE)
+            else:
+                self._pause = _FIRST_PAUSE
+            self._lookups = self._finds = 0
 
     def candidates(self, key: tuple[Any, ...]) -> list[tuple[I64, I64, U32]]:
         return list(self._entries.get(key, ()))  # a copy: other threads may reorder the list

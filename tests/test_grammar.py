@@ -220,6 +220,35 @@ def test_reused_masks_equal_fresh_ones() -> None:
     assert checked > 100
 
 
+def test_observation_pauses_where_it_does_not_pay() -> None:
+    """Observing pauses after a window of lookups that rarely found a mask, for longer after each such
+    window in a row, and keeps going while lookups find masks."""
+    import constrain.observed_masks as om
+
+    def run(store: om.ObservedMasks, found: bool) -> int:
+        """Lookups until observation pauses (one window), then the length of the pause."""
+        for _ in range(om._WINDOW):
+            assert store.observing()
+            store.looked_up(found)
+        skipped = 0
+        while not store.observing():
+            skipped += 1
+        store.looked_up(found)  # the lookup that observing() let through
+        return skipped
+
+    store = om.ObservedMasks()
+    assert run(store, False) == om._FIRST_PAUSE
+    store._lookups = store._finds = 0
+    assert run(store, False) == 2 * om._FIRST_PAUSE
+    store._lookups = store._finds = 0
+    for _ in range(3 * om._WINDOW):  # lookups that find masks: no pause, and the next pause is short again
+        assert store.observing()
+        store.looked_up(True)
+    store._lookups = store._finds = 0
+    assert run(store, False) == om._FIRST_PAUSE
+    assert not om.ObservedMasks(max_bytes=0).observing()
+
+
 def test_bounded_caches_give_the_same_masks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shared lexer-state and cross-mask caches that evict at once (a tiny byte budget, and at most one
     state key, alias, base or class table kept) still give exact masks: eviction costs recomputation only."""

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from constrain.automaton import TokenAutomaton
-from constrain.earley import EarleyParser, _grown
+from constrain.earley import UNKNOWN, EarleyParser, _grown
 from constrain.errors import LimitError
 from constrain.fsm import (
     ByteDFA,
@@ -351,6 +351,8 @@ class GrammarAutomaton(TokenAutomaton):
         self._gterm = tables.global_term.astype(np.int64)
         self._tignore = tables.term_ignore
         self._tignore_list: list[bool] = self._tignore.tolist()
+        self._gterm_list: list[int] = self._gterm.tolist()
+        self._gacc_list: list[bool] = self._gacc.tolist()
         self._advanced: dict[int, int] = {}  # column * n_terms1 + terminal -> the parser's answer
         self._n_terms1 = tables.n_terms + 1
         self._term_start = tables.term_offset[:-1].astype(np.int64)
@@ -599,33 +601,50 @@ class GrammarAutomaton(TokenAutomaton):
             if write:
                 self.parser.lock.release()
 
+    def _answers(self, questions: list[tuple[int, int]], log: _Log) -> list[int]:
+        """The parser column after each ``(column, terminal)`` (the column itself for ignored terminals,
+        -1 for none), each logged; those this grammar has not asked before go to the parser in one call."""
+        n1 = self._n_terms1
+        out: list[int] = []
+        missing: list[int] = []
+        for c, t in questions:
+            v = c if self._tignore_list[t] else self._advanced.get(c * n1 + t)
+            if v is None:
+                missing.append(len(out))
+                v = UNKNOWN
+            out.append(v)
+        if missing:
+            got = self.parser.steps(np.array([questions[i][0] for i in missing], np.int64),
+                                    np.array([questions[i][1] for i in missing], np.int64))
+            self._sync_eids()
+            for i, v in zip(missing, got.tolist()):
+                out[i] = v
+                if len(self._advanced) < _MAX_ADVANCED:
+                    c, t = questions[i]
+                    self._advanced[c * n1 + t] = v
+        for (c, t), v in zip(questions, out):
+            if not self._tignore_list[t]:
+                log.put(c * n1 + t, v)
+        return out
+
     def _compute_mask(self, state: int, log: _Log) -> U32:
         cols, gs = self._states[state]
-
-        def advance(c: int, t: int) -> int:
-            c2 = self._advance(c, t)
-            if not self._tignore_list[t]:
-                log.put(c * self._n_terms1 + t, c2)
-            return c2
-
+        gterm = self._gterm_list
+        eps_state = self.tables.eps_state
         # eager lexeme boundary at the start of the token: add the threads the parser spawns there
-        threads: dict[tuple[int, int], None] = {}
-        for c, g in zip(cols.tolist(), gs.tolist()):
-            threads[(c, g)] = None
-            if self._gacc[g]:
-                c2 = advance(c, int(self._gterm[g]))
-                if c2 >= 0:
-                    e = self._col_eid(c2)
-                    for s in self._eid_sets[e].tolist():
-                        threads[(c2, s)] = None
+        threads: dict[tuple[int, int], None] = dict.fromkeys(zip(cols.tolist(), gs.tolist()))
+        ended = [(c, g) for c, g in threads if self._gacc_list[g]]
+        for c2 in self._answers([(c, gterm[g]) for c, g in ended], log):
+            if c2 >= 0:
+                for s in self._eid_sets[self._col_eid(c2)].tolist():
+                    threads[(c2, s)] = None
+        live = [(c, g) for c, g in threads if g != eps_state]
+        after = self._answers([(c, gterm[g]) for c, g in live], log)  # each thread's lexeme ending here
         words = np.zeros(self.words, np.uint32)
         exact_c: list[int] = []
         exact_g: list[int] = []
-        jobs: list[tuple[I64, _CrossEntry]] = []  # second boundaries: parser columns, and where in the trie
-        for c, g in threads:
-            if g == self.tables.eps_state:
-                continue
-            c2 = advance(c, int(self._gterm[g]))
+        crossing: list[tuple[int, _CrossEntry]] = []
+        for (c, g), c2 in zip(live, after):
             if c2 < 0:
                 words |= self._inside(g)
                 continue
@@ -637,9 +656,11 @@ class GrammarAutomaton(TokenAutomaton):
                 continue
             words |= entry.shared.mask
             if entry.terms:
-                # second boundaries: the parser column after each next-lexeme terminal, for one batched walk
-                jobs.append((np.array([advance(c2, t) for t in entry.terms], np.int64), entry))
-        if jobs:
+                crossing.append((c2, entry))
+        if crossing:
+            # second boundaries: the parser column after each next-lexeme terminal, for one batched walk
+            nexts = iter(self._answers([(c2, t) for c2, entry in crossing for t in entry.terms], log))
+            jobs = [(np.array([next(nexts) for _ in entry.terms], np.int64), entry) for _, entry in crossing]
             self._walk_boundaries(jobs, words, log)
         if exact_c:  # one walk for all of them: the trie is traversed once
             self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log)

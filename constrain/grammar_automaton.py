@@ -409,17 +409,15 @@ class GrammarAutomaton(TokenAutomaton):
 
     def _add_eid(self, expected: tuple[int, ...]) -> None:
         starts = np.array(sorted({self._term_start_list[t] for t in expected} | self._ignore_start_set), np.int64)
-        counts = np.empty(256, np.int64)
         gs = np.empty(256 * len(starts), np.int64)
-        n = spawn_lists(self._gtrans, starts, counts, gs)
         e = len(self._eid_sets)
         n_gs = int(self._eid_start[-1])
         # appended in place past the published views (walks read those), into new buffers when full
         if (e + 1) * 256 + 1 > len(self._eid_start_buf):
             self._eid_start_buf = _grown(self._eid_start_buf, 2 * ((e + 1) * 256 + 1))
+        n = spawn_lists(self._gtrans, starts, n_gs, self._eid_start_buf[e * 256 + 1 : (e + 1) * 256 + 1], gs)
         if n_gs + n > len(self._eid_gs_buf):
             self._eid_gs_buf = _grown(self._eid_gs_buf, 2 * (n_gs + n))
-        self._eid_start_buf[e * 256 + 1 : (e + 1) * 256 + 1] = n_gs + np.cumsum(counts)
         self._eid_gs_buf[n_gs : n_gs + n] = gs[:n]
         terms = sorted(set(expected) | self._ignore_set, key=self._term_content.__getitem__)
         self._eid_content.append(tuple(self._term_content[t] for t in terms))
@@ -748,11 +746,13 @@ class GrammarAutomaton(TokenAutomaton):
             if mask is not None:
                 mask = mask | self._inside(g)
                 mask.setflags(write=False)
-            pos = np.array([self._eid_terms[e][t] for t in self._gterm[states].tolist()], np.int64)
-            term_pos, term_of_node = np.unique(pos, return_inverse=True)
+            pos = [self._eid_terms[e][t] for t in self._gterm[states].tolist()]
+            distinct = sorted(set(pos))  # a few terminals: in Python, not np.unique
+            index = {p: i for i, p in enumerate(distinct)}
             trie = self.trie
-            shared = SharedCross(mask, term_pos, term_of_node.astype(np.int64), trie.node_depth[nodes].astype(np.int64),
-                                 nodes + 1, trie.subtree_end[nodes].astype(np.int64))
+            shared = SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
+                                 trie.node_depth[nodes].astype(np.int64), nodes + 1,
+                                 trie.subtree_end[nodes].astype(np.int64))
             self.shared.put_cross(shared_key, shared)
         result = _CrossEntry(shared, self._eid_order[e][shared.term_pos].tolist())
         with self._write:

@@ -295,10 +295,10 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
 
 
 @numba.njit(cache=True, nogil=True)
-def spawn_lists(gtrans, starts, counts, out_gs):  # type: ignore[no-untyped-def]
+def spawn_lists(gtrans, starts, base, ends, out_gs):  # type: ignore[no-untyped-def]
     """One expected set's spawn lists: for each byte ``b``, the distinct live states ``gtrans[s, b]`` over
     ``starts`` (the set's terminals' start states) go to ``out_gs`` in ascending order (room for
-    ``256 * len(starts)``), ``counts[b]`` of them. Returns how many were written."""
+    ``256 * len(starts)``), ending at ``ends[b] - base``. Returns how many were written."""
     w = 0
     for b in range(256):
         first = w
@@ -315,7 +315,7 @@ def spawn_lists(gtrans, starts, counts, out_gs):  # type: ignore[no-untyped-def]
                 out_gs[k] = out_gs[k - 1]
             out_gs[q] = t
             w += 1
-        counts[b] = w - first
+        ends[b] = base + w
     return w
 
 

@@ -45,6 +45,15 @@ _UNION_FLAG = np.int64(1) << np.int64(62)
 def union_key(a, b):  # type: ignore[no-untyped-def]
     """Table key of the union of columns ``a`` < ``b`` (disjoint from advance keys ``c * (n_terms+1) + t``)."""
     return _UNION_FLAG | (np.int64(a) << np.int64(31)) | np.int64(b)
+@numba.njit(cache=True, nogil=True, inline="always")
+def request_key(a, b, n_terms1):  # type: ignore[no-untyped-def]
+    """Memo key of the step request ``(a, b)`` of :func:`step1` (an advance, or a union for ``b <= UNION_MISS``)."""
+    if b <= UNION_MISS:
+        other = UNION_MISS - b
+        return union_key(min(a, other), max(a, other))
+    return a * n_terms1 + b
+
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -339,16 +348,15 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     if 2 * (cnt[_N_MEMO] + 1) > pkeys.shape[0]:
         need[_NEED_MEMO] = 4 * (cnt[_N_MEMO] + 1)
         return _NEED_ROOM
+    key = request_key(a, b, n_terms1)
     if b <= UNION_MISS:
         b = UNION_MISS - b
         lo_c = min(a, b)
         hi_c = max(a, b)
-        key = union_key(lo_c, hi_c)
         merged = np.concatenate((k_item[col_kstart[lo_c] : col_kstart[lo_c + 1]],
                                  k_item[col_kstart[hi_c] : col_kstart[hi_c + 1]]))
         kernel = np.unique(merged)
     else:
-        key = a * n_terms1 + b
         n_ag = 0
         for q in range(col_kstart[a], col_kstart[a + 1]):
             if dnext[k_item[q] >> _SHIFT] == b:
@@ -393,12 +401,7 @@ def _steps(req_a, req_b, P, pkeys, pvals, results):  # type: ignore[no-untyped-d
     n_terms1 = P[4]
     for k in range(req_a.shape[0]):
         a, b = req_a[k], req_b[k]
-        if b <= UNION_MISS:
-            other = UNION_MISS - b
-            key = union_key(min(a, other), max(a, other))
-        else:
-            key = a * n_terms1 + b
-        c = table_get(pkeys, pvals, key)
+        c = table_get(pkeys, pvals, request_key(a, b, n_terms1))
         if c == UNKNOWN:
             c = step1(P, a, b, pkeys, pvals)
             if c == _NEED_ROOM:

@@ -433,17 +433,8 @@ class GrammarAutomaton(TokenAutomaton):
         return self.parser.eid(column)
 
     def _advance(self, column: int, term: int) -> int:
-        """Parser column after ``term`` completes at ``column`` (memoised here, and in the table walks read)."""
-        if self._tignore_list[term]:
-            return column
-        key = column * self._n_terms1 + term
-        c2 = self._advanced.get(key)
-        if c2 is None:
-            c2 = self.parser.advance(column, term)
-            self._sync_eids()
-            if len(self._advanced) < _MAX_ADVANCED:
-                self._advanced[key] = c2
-        return c2
+        """Parser column after ``term`` completes at ``column`` (see :meth:`_answers`)."""
+        return self._answers([(column, term)], None)[0]
 
     # ------------------------------------------------------------------ states
     def _intern(self, cols: I64, gs: I64) -> int:
@@ -599,9 +590,10 @@ class GrammarAutomaton(TokenAutomaton):
             if write:
                 self.parser.lock.release()
 
-    def _answers(self, questions: list[tuple[int, int]], log: _Log) -> list[int]:
+    def _answers(self, questions: list[tuple[int, int]], log: _Log | None) -> list[int]:
         """The parser column after each ``(column, terminal)`` (the column itself for ignored terminals,
-        -1 for none), each logged; those this grammar has not asked before go to the parser in one call."""
+        -1 for none), each logged if ``log``; those this grammar has not asked before (a dict here: the
+        parser's own memo is a numba table, slower to ask) go to the parser in one call."""
         n1 = self._n_terms1
         out: list[int] = []
         missing: list[int] = []
@@ -620,9 +612,10 @@ class GrammarAutomaton(TokenAutomaton):
                 if len(self._advanced) < _MAX_ADVANCED:
                     c, t = questions[i]
                     self._advanced[c * n1 + t] = v
-        for (c, t), v in zip(questions, out):
-            if not self._tignore_list[t]:
-                log.put(c * n1 + t, v)
+        if log is not None:
+            for (c, t), v in zip(questions, out):
+                if not self._tignore_list[t]:
+                    log.put(c * n1 + t, v)
         return out
 
     def _compute_mask(self, state: int, log: _Log) -> U32:

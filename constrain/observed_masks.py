@@ -36,10 +36,10 @@ from constrain.earley import (
     UNION_MISS,
     UNKNOWN,
     _set_add,
+    request_key,
     step1,
     table_get,
     table_put,
-    union_key,
 )
 
 I64 = npt.NDArray[np.int64]
@@ -125,16 +125,11 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
         kind = ops[k, 0]
         a = cols[ops[k, 1]]
         if kind == ADVANCE:
-            b = ops[k, 2]
-            key = a * n_terms1 + b
-        else:
+            step = ops[k, 2]
+        else:  # a union, named as step1 and the misses name it
             b = cols[ops[k, 2]]
-            lo = min(a, b)
-            hi = max(a, b)
-            a, b = lo, hi
-            key = union_key(lo, hi)
-        step = b if kind == ADVANCE else UNION_MISS - b  # how step1 and the misses name the question
-        v = table_get(pkeys, pvals, key)
+            a, step = min(a, b), UNION_MISS - max(a, b)
+        v = table_get(pkeys, pvals, request_key(a, step, n_terms1))
         if v == UNKNOWN and write:
             v = step1(P, a, step, pkeys, pvals)
             if v == _NEED_ROOM:

@@ -6,7 +6,9 @@ Steps (each keeps the language unchanged, except where the vocabulary cannot spe
 2. terminals matching the empty string are split into "non-empty part | nothing", so every lexeme
    consumes at least one byte (the engine's lazy lexeme boundaries rely on that);
 3. terminals with the same language are merged;
-4. unproductive and unreachable rules are removed; an empty language is an error.
+4. unproductive and unreachable rules are removed; an empty language is an error;
+5. a nonterminal's alternatives are factored into shared prefixes and suffixes
+   (:mod:`constrain.grammar_factor`).
 
 All terminal DFAs are stacked into one ``global_trans`` table (``int32[G, 256]``): a *global lexer
 state* ``g`` names a terminal and a state of its DFA. One extra row, ``eps_state``, is an accepting
@@ -26,6 +28,7 @@ import numpy.typing as npt
 
 from constrain.errors import GrammarError
 from constrain.fsm import ByteDFA, compile_node
+from constrain.grammar_factor import factor_alternatives
 from constrain.grammar_ir import Grammar, N, Rule, T
 from constrain.regex import Node
 
@@ -179,6 +182,8 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
                 elif isinstance(s, T):
                     used_terms.setdefault(s.name)
     rules = [r for r in rules if r.lhs in reach]
+    # 5. alternatives sharing prefixes or suffixes are factored (fewer Earley items per column)
+    rules = factor_alternatives(rules, reach)
 
     # terminal numbering: used terminals, then ignored ones, then eps
     term_names = list(dict.fromkeys([*used_terms, *ignore]))

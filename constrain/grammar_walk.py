@@ -51,6 +51,9 @@ NOT_LOOKED_UP = -5
 
 
 MAX_MISSES = 256
+_MAX_SPAWN_COLUMNS = 16
+"""Columns a walk spawns from apart at one byte: the merged one and those of ignored lexemes (more
+ignored ones merge into the union, which is correct but makes new columns)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -127,6 +130,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
         buf_a[k] = NOT_LOOKED_UP
     seg[1] = n0
     mask = pkeys.shape[0] - 1
+    spawn_cols = np.empty(_MAX_SPAWN_COLUMNS, np.int64)  # the columns whose expected lexemes b starts
     node = first
     while node < end:
         d = node_depth[node] - depth0
@@ -136,6 +140,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
         cap = hi + room
         w = hi
         u = -1  # the merged column of every lexeme that ends before b (-2: unknown, skip the spawn)
+        n_ign = 0  # columns of ignored lexemes ending before b, spawned from apart (spawn_cols[1:])
         for k in range(lo, hi):
             c = buf_c[k]
             g = buf_g[k]
@@ -156,8 +161,9 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                         h = (h + 1) & mask
                     if a == UNKNOWN and write:  # compute the step here (rare: once per new column and terminal)
                         a = step1(P, c, t, pkeys, pvals)
-                        if a == _NEED_ROOM:
+                        if a == _NEED_ROOM:  # the parser must grow first: no more steps in this walk
                             a = UNKNOWN
+                            write = False
                     if a != UNKNOWN and log_set.shape[0] > 0:
                         lm = log_set.shape[0] - 1
                         hq = _slot(key, lm)
@@ -200,7 +206,18 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                     buf_g[w] = g2
                     buf_a[w] = a
                     w += 1
-            if ends and a >= 0 and u != -2:
+            if ends and a == c and tignore[gterm[g]] and n_ign + 1 < _MAX_SPAWN_COLUMNS:
+                # an ignored lexeme leaves the parser at c, a column this walk already has: merging it
+                # into a union would make a new column (and new item origins) at every byte of a
+                # whitespace run where another lexeme ends too
+                new = True
+                for q in range(n_ign):
+                    if spawn_cols[1 + q] == c:
+                        new = False
+                if new:
+                    spawn_cols[1 + n_ign] = c
+                    n_ign += 1
+            elif ends and a >= 0 and u != -2:
                 if u < 0 or u == a:
                     u = a
                 else:  # two lexemes end at the same place: their columns merge (one Earley column)
@@ -218,6 +235,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                         merged = step1(P, lo_c, UNION_MISS - hi_c, pkeys, pvals)
                         if merged == _NEED_ROOM:
                             merged = UNKNOWN
+                            write = False
                     if merged != UNKNOWN and log_set.shape[0] > 0:
                         lm = log_set.shape[0] - 1
                         hq = _slot(key, lm)
@@ -267,19 +285,23 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                 nres[1] = nt
             else:
                 nres[0] = -1  # no room: the caller walks everything again
-        if u >= 0:  # b starts each lexeme the parser expects at column u
-            e = col_eid[u] * 256 + b
+        spawn_cols[0] = u
+        for s in range(0 if u >= 0 else 1, 1 + n_ign):  # b starts each lexeme the parser expects there
+            x = spawn_cols[s]
+            if s > 0 and x == u:
+                continue
+            e = col_eid[x] * 256 + b
             for j in range(eid_start[e], eid_start[e + 1]):
                 g3 = eid_gs[j]
                 dup = False
                 for q in range(hi, w):
-                    if buf_c[q] == u and buf_g[q] == g3:
+                    if buf_c[q] == x and buf_g[q] == g3:
                         dup = True
                         break
                 if not dup:
                     if w >= cap:
                         return False
-                    buf_c[w] = u
+                    buf_c[w] = x
                     buf_g[w] = g3
                     buf_a[w] = NOT_LOOKED_UP
                     w += 1
@@ -331,8 +353,12 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
     buf_g = np.empty(size, np.int64)
     buf_a = np.empty(size, np.int64)
     seg = np.zeros(max_depth + 3, np.int64)
+    need = P[14]  # the parser's ``need`` (see EarleyParser.state)
     for k in range(job_first.shape[0]):
         lo, hi = job_off[k], job_off[k + 1]
+        for q in range(need.shape[0]):  # a step found no room: the rest of the walks only record misses
+            if need[q] != 0:
+                write = False
         if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
                            n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write, out, cap, buf_c, buf_g,

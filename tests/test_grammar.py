@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from conftest import compiler
 from helpers import random_tokenization, walk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import constrain
 from constrain.bitmask import bitmask_to_ids, bitmask_words
@@ -354,3 +356,51 @@ def test_lexeme_walks_equal_a_plain_trie_walk() -> None:
                 i += 1
             assert np.array_equal(inside, lex.inside), (pattern, state)
             assert lex.boundaries is not None and lex.boundaries.tolist() == bounds, (pattern, state)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcXY"), max_size=6), min_size=1, max_size=12))
+def test_factored_alternatives_spell_the_same_sequences(alternatives: list[list[str]]) -> None:
+    """The factored rules of a nonterminal, its new nonterminals expanded, spell exactly its alternatives."""
+    from constrain.grammar_factor import factor_alternatives
+    from constrain.grammar_ir import N, Rule, T
+
+    def sym(x: str) -> T | N:
+        return N(x) if x.isupper() else T(x)
+
+    original = {tuple(sym(x) for x in alt) for alt in alternatives}
+    rules = factor_alternatives([Rule("s", tuple(sym(x) for x in alt)) for alt in alternatives], {"s", "X", "Y"})
+    by_lhs: dict[str, list[tuple[T | N, ...]]] = {}
+    for r in rules:
+        by_lhs.setdefault(r.lhs, []).append(r.rhs)
+    assert set(by_lhs) <= {"s"} | {n for n in by_lhs if n.startswith("s#")}
+
+    def spell(name: str) -> set[tuple[T | N, ...]]:
+        out: set[tuple[T | N, ...]] = set()
+        for rhs in by_lhs[name]:
+            heads: set[tuple[T | N, ...]] = {()}
+            for s in rhs:
+                tails = spell(s.name) if isinstance(s, N) and s.name in by_lhs and s.name != "s" else {(s,)}
+                heads = {h + t for h in heads for t in tails}
+            out |= heads
+        return out
+
+    assert spell("s") == original
+
+
+def test_whitespace_runs_do_not_grow_the_parser() -> None:
+    """A separator that is also ignored whitespace (SQL's ``_SP`` beside ``%ignore WS``) may start at any
+    byte of a run; the walks keep the ignored lexemes' columns apart instead of merging them at every
+    byte, so a longer run makes no new parser columns."""
+    comp = compiler("smollm2")
+    c = comp.lark('start: "a" (_SP "b")*\n_SP: /[ \\t]+/\nWS: /[ \\t]+/\n%ignore WS\n')
+    tok = comp.tokenizer
+    bm = constrain.allocate_bitmask(1, c.vocab_size)
+    columns = []
+    for run in (4, 16, 64):
+        m = c.matcher()
+        for t in tok.encode("a" + " \t" * run + "b a", add_special_tokens=False)[:-2]:
+            m.fill_bitmask(bm, 0)
+            assert m.advance(t)
+        columns.append(int(c.automaton.parser.cnt[0]))
+    assert columns[2] == columns[1], columns

@@ -12,6 +12,7 @@ the language is unchanged and the engine sees few, long lexemes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from constrain.errors import GrammarError
@@ -352,12 +353,14 @@ def gbnf_to_grammar(text: str) -> Grammar:
 
 def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
     """Replace rules whose language is regular by one terminal each: rules that only use terminals and
-    such rules, and left- or right-recursive rules of the form ``x: a | x b`` / ``x: a | b x`` with
-    regular ``a`` and ``b`` (``a b*`` and ``b* a``, which is what repetition helpers are).
+    such rules, and groups of mutually recursive rules that are right-linear (each alternative names
+    the group at most once, at its end: ``ws ::= ([ \\t\\n] ws)?``) or left-linear (at its start, as
+    the repetition helpers ``x: | x a`` are), solved by Arden's rule (``X = a X | b`` is ``a* b``).
 
     Valid for grammars without ignored terminals (the language is scannerless, so merging lexemes does
-    not change it), and it matters for speed: fewer, longer lexemes mean fewer parser steps per
-    token. Rules whose regex would exceed ``max_nodes`` tree nodes stay rules.
+    not change it), and it matters for speed: fewer, longer lexemes mean fewer parser steps per token,
+    and a right-recursive rule the parser keeps would add an Earley item per repetition to every
+    column after it. Rules whose regex would exceed ``max_nodes`` tree nodes stay rules.
     """
     if g.ignore:
         return g
@@ -374,10 +377,7 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
             if not isinstance(x, Node):  # a rule not (yet) regular, or a DFA terminal
                 return None
             parts.append(x)
-        return parts[0] if len(parts) == 1 else Seq(tuple(parts))
-
-    def alt(nodes: list[Node]) -> Node:
-        return nodes[0] if len(nodes) == 1 else Alt(tuple(nodes))
+        return EMPTY if not parts else parts[0] if len(parts) == 1 else Seq(tuple(parts))
 
     changed = True
     while changed:
@@ -385,28 +385,21 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
         for nt, alts in by_lhs.items():
             if nt in regex or nt == g.start:
                 continue
-            self_ref = N(nt)
-            left = [rhs[1:] for rhs in alts if rhs[:1] == (self_ref,)]
-            right = [rhs[:-1] for rhs in alts if rhs[-1:] == (self_ref,) and rhs[:1] != (self_ref,)]
-            base = [rhs for rhs in alts if self_ref not in rhs]
-            if len(left) + len(right) + len(base) != len(alts) or (left and right) or not base:
-                continue
-            base_nodes = [as_node(rhs) for rhs in base]
-            loop_nodes = [as_node(rhs) for rhs in left or right]
-            if any(x is None for x in base_nodes + loop_nodes):
-                continue
-            node = alt([x for x in base_nodes if x is not None])
-            if loop_nodes:
-                body = alt([x for x in loop_nodes if x is not None])
-                if body == node:  # x: a | x a  is  a+
-                    node = Repeat(node, 1, None)
-                else:
-                    loop = Repeat(body, 0, None)
-                    node = Seq((node, loop)) if left else Seq((loop, node))
-            if _size(node) > max_nodes:
-                continue
-            regex[nt] = node
-            changed = True
+            nodes = [as_node(rhs) for rhs in alts]
+            if all(x is not None for x in nodes):
+                node = _alt([x for x in nodes if x is not None])
+                if _size(node) <= max_nodes:
+                    regex[nt] = node
+                    changed = True
+        if changed:
+            continue
+        open_rules = {nt for nt in by_lhs if nt not in regex and nt != g.start}
+        for group in _recursive_groups(open_rules, by_lhs):
+            solved = _solve_linear(group, by_lhs, as_node, left=False) or _solve_linear(group, by_lhs, as_node,
+                                                                                       left=True)
+            if solved is not None and all(_size(x) <= max_nodes for x in solved.values()):
+                regex.update(solved)
+                changed = True
     if not regex:
         return g
     b = GrammarBuilder()
@@ -426,6 +419,118 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
     for nt, new_rhs in out_rules:
         b.add(N(nt), new_rhs)
     return b.build(g.start, source=g.source)
+
+
+def _seq(a: Node, b: Node) -> Node:
+    return b if a == EMPTY else a if b == EMPTY else Seq((a, b))
+
+
+def _alt(nodes: list[Node]) -> Node:
+    unique = list(dict.fromkeys(nodes))
+    return unique[0] if len(unique) == 1 else Alt(tuple(unique))
+
+
+def _recursive_groups(names: set[str], by_lhs: dict[str, list[tuple[Symbol, ...]]]) -> list[list[str]]:
+    """The strongly connected groups of ``names`` (rules referring to each other) that are recursive."""
+    edges = {nt: sorted({s.name for rhs in by_lhs[nt] for s in rhs if isinstance(s, N) and s.name in names})
+             for nt in sorted(names)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[list[str]] = []
+    for root in edges:  # Tarjan's algorithm, iterative
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            nt, i = work.pop()
+            if i == 0:
+                index[nt] = low[nt] = len(index)
+                stack.append(nt)
+                on_stack.add(nt)
+            if i < len(edges[nt]):
+                work.append((nt, i + 1))
+                nxt = edges[nt][i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[nt] = min(low[nt], index[nxt])
+                continue
+            if low[nt] == index[nt]:
+                group = []
+                while True:
+                    x = stack.pop()
+                    on_stack.discard(x)
+                    group.append(x)
+                    if x == nt:
+                        break
+                if len(group) > 1 or nt in edges[nt]:
+                    groups.append(group)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[nt])
+    return groups
+
+
+def _solve_linear(group: list[str], by_lhs: dict[str, list[tuple[Symbol, ...]]],
+                  as_node: Callable[[tuple[Symbol, ...]], Node | None], left: bool) -> dict[str, Node] | None:
+    """Regexes of a right-linear (``left``: left-linear) group of rules, else None.
+
+    Each rule is an equation ``X = a1 Y1 | ... | b`` (left-linear: ``X = Y1 a1 | ... | b``) over the group;
+    eliminating one rule at a time (Arden: ``X = a X | r`` is ``X = a* r``) leaves each with a regex."""
+    members = set(group)
+    coef: dict[str, dict[str, Node]] = {}
+    const: dict[str, Node | None] = {}
+
+    def cat(outer: Node, inner: Node) -> Node:  # outer coefficient, then the inner rule's part
+        return _seq(inner, outer) if left else _seq(outer, inner)
+
+    for x in group:
+        coef[x] = {}
+        parts: list[Node] = []
+        for rhs in by_lhs[x]:
+            refs = [i for i, s in enumerate(rhs) if isinstance(s, N) and s.name in members]
+            if not refs:
+                node = as_node(rhs)
+                if node is None:
+                    return None
+                parts.append(node)
+                continue
+            at = 0 if left else len(rhs) - 1
+            if refs != [at]:
+                return None
+            node = as_node(rhs[1:] if left else rhs[:-1])
+            if node is None:
+                return None
+            y = rhs[at].name
+            coef[x][y] = _alt([coef[x][y], node]) if y in coef[x] else node
+        const[x] = _alt(parts) if parts else None
+    for k in group:
+        loop = coef[k].pop(k, None)
+        if loop is not None:
+            star = Repeat(loop, 0, None)
+            coef[k] = {y: cat(star, r) for y, r in coef[k].items()}
+            const[k] = None if const[k] is None else cat(star, const[k])
+        for x in group:
+            if x == k or k not in coef[x]:
+                continue
+            r = coef[x].pop(k)
+            for y, r2 in coef[k].items():
+                term = cat(r, r2)
+                coef[x][y] = _alt([coef[x][y], term]) if y in coef[x] else term
+            ck = const[k]
+            if ck is not None:
+                term = cat(r, ck)
+                cx = const[x]
+                const[x] = term if cx is None else _alt([cx, term])
+    out: dict[str, Node] = {}
+    for x in group:
+        cx = const[x]
+        if coef[x] or cx is None:  # an empty language: leave it to the grammar checks
+            return None
+        out[x] = cx
+    return out
 
 
 def _size(node: Node) -> int:

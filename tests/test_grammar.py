@@ -404,3 +404,34 @@ def test_whitespace_runs_do_not_grow_the_parser() -> None:
             assert m.advance(t)
         columns.append(int(c.automaton.parser.cnt[0]))
     assert columns[2] == columns[1], columns
+
+
+@pytest.mark.parametrize("text", [
+    'root ::= "[" ws "]"\nws ::= ([ \\t] ws)?',  # right recursion through helper rules
+    'root ::= a\na ::= "x" b | "y"\nb ::= "z" a | "w" a | ""',  # two rules calling each other at their ends
+    'root ::= l "]"\nl ::= l "x" | l m | "["\nm ::= "y" | "zz"',  # left recursion
+    'root ::= "(" r ")" r\nr ::= "a" r | ("b" | "c") s\ns ::= "d" s | "e"',  # a group used twice
+    'root ::= p\np ::= "(" p ")" | "x"',  # not linear: stays a rule
+])
+def test_linear_recursive_rules_become_terminals_with_the_same_language(text: str) -> None:
+    """Right- and left-linear groups of rules are solved into regexes (Arden's rule); the inlined grammar
+    accepts exactly the strings the grammar as written does, up to length 6."""
+    import itertools
+
+    from constrain.gbnf import _Converter, _Parser, inline_regular_rules
+
+    parser = _Parser(text)
+    raw = _Converter(parser.grammar(), parser).convert()
+    inlined = inline_regular_rules(raw)
+    assert len(inlined.rules) < len(raw.rules) or "p ::=" in text
+    comp = compiler("smollm2")
+    a, b = comp.grammar(raw), comp.grammar(inlined)
+    alphabet = sorted({ch for ch in text.split("::=", 1)[1] if ch in "[]() \txyzwabcde"})
+    checked = 0
+    for n in range(7):
+        for chars in itertools.product(alphabet, repeat=n):
+            s = "".join(chars)
+            expected = a.matcher().accepts_text(s)
+            assert b.matcher().accepts_text(s) == expected, s
+            checked += expected
+    assert checked >= 3

@@ -435,3 +435,17 @@ def test_linear_recursive_rules_become_terminals_with_the_same_language(text: st
             assert b.matcher().accepts_text(s) == expected, s
             checked += expected
     assert checked >= 3
+
+
+def test_a_repetition_of_rules_reuses_its_columns() -> None:
+    """Completed items leave the kernel once their completions are in: a list of rules with nothing
+    between them (``item*``) reaches the same parser column after each item, so a longer list makes no
+    new columns (each item's completed item names its own origin, which made every column new)."""
+    comp = compiler("smollm2")
+    c = comp.lark('start: item*\nitem: "ab" | "c" item2\nitem2: "d"\n')
+    columns = []
+    for n in (8, 32):
+        m = c.matcher()
+        assert m.accepts_text("abcd" * n)
+        columns.append(int(c.automaton.parser.cnt[0]))
+    assert columns[1] == columns[0], columns

@@ -156,7 +156,9 @@ class Compiler:
         from constrain.grammar_automaton import GrammarAutomaton
         from constrain.grammar_tables import build_tables
 
-        tables = build_tables(grammar, self.vocab.byte_alphabet)
+        # JSON-Schema grammars have no combinatorial alternatives to factor (on MaskBench 14 of 1,184
+        # candidates shrank, for 5% of compile time); Lark's expansion of optional parts does
+        tables = build_tables(grammar, self.vocab.byte_alphabet, factor=kind != "json_schema")
         return CompiledConstraint(GrammarAutomaton(tables, self.vocab, self.trie, self.shared_masks), kind, grammar)
 
     @property

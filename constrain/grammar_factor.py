@@ -99,17 +99,32 @@ def _factor(lhs: str, alternatives: list[tuple[Symbol, ...]], taken: set[str]) -
     return rules
 
 
+def _shares_an_end(alternatives: list[tuple[Symbol, ...]]) -> bool:
+    """Whether two alternatives begin or end alike (else factoring finds nothing to share), and none is
+    too long to factor."""
+    firsts: set[Symbol | None] = set()
+    lasts: set[Symbol | None] = set()
+    for rhs in alternatives:
+        if len(rhs) > _MAX_LENGTH:
+            return False
+        firsts.add(rhs[0] if rhs else None)
+        lasts.add(rhs[-1] if rhs else None)
+    return len(firsts) < len(alternatives) or len(lasts) < len(alternatives)
+
+
 def factor_alternatives(rules: list[Rule], nonterminals: set[str]) -> list[Rule]:
     """``rules`` with each nonterminal's alternatives factored where sharing makes them smaller (new
     nonterminals are named ``lhs#k``, not in ``nonterminals``)."""
-    by_lhs: dict[str, list[tuple[Symbol, ...]]] = {}
+    by_lhs: dict[str, list[Rule]] = {}
     for r in rules:
-        by_lhs.setdefault(r.lhs, []).append(r.rhs)
+        by_lhs.setdefault(r.lhs, []).append(r)
     taken = set(nonterminals)
     out: list[Rule] = []
-    for lhs, alternatives in by_lhs.items():
+    for lhs, own in by_lhs.items():
         factored = None
-        if len(alternatives) >= _MIN_ALTERNATIVES and max(map(len, alternatives)) <= _MAX_LENGTH:
-            factored = _factor(lhs, alternatives, taken)
-        out.extend(factored if factored is not None else (Rule(lhs, rhs) for rhs in alternatives))
+        if len(own) >= _MIN_ALTERNATIVES:
+            alternatives = [r.rhs for r in own]
+            if _shares_an_end(alternatives):
+                factored = _factor(lhs, alternatives, taken)
+        out.extend(own if factored is None else factored)
     return out

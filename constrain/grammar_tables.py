@@ -106,8 +106,10 @@ class GrammarTables:
         return int(self.global_term[g])
 
 
-def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None = None) -> GrammarTables:
-    """Normalise ``grammar`` and lay it out as integer tables (see the module docstring)."""
+def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None = None,
+                 factor: bool = True) -> GrammarTables:
+    """Normalise ``grammar`` and lay it out as integer tables (see the module docstring); ``factor``:
+    whether to do step 5."""
     grammar.check()
     rules = list(grammar.rules)
     dfas: dict[str, ByteDFA] = {}
@@ -183,7 +185,8 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
                     used_terms.setdefault(s.name)
     rules = [r for r in rules if r.lhs in reach]
     # 5. alternatives sharing prefixes or suffixes are factored (fewer Earley items per column)
-    rules = factor_alternatives(rules, reach)
+    if factor:
+        rules = factor_alternatives(rules, reach)
 
     # terminal numbering: used terminals, then ignored ones, then eps
     term_names = list(dict.fromkeys([*used_terms, *ignore]))

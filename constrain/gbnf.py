@@ -511,7 +511,8 @@ def _solve_linear(group: list[str], by_lhs: dict[str, list[tuple[Symbol, ...]]],
         if loop is not None:
             star = Repeat(loop, 0, None)
             coef[k] = {y: cat(star, r) for y, r in coef[k].items()}
-            const[k] = None if const[k] is None else cat(star, const[k])
+            ck0 = const[k]
+            const[k] = None if ck0 is None else cat(star, ck0)
         for x in group:
             if x == k or k not in coef[x]:
                 continue

@@ -44,6 +44,7 @@ from constrain.grammar_walk import (
     lexeme_diff_walk,
     lexeme_walk,
     spawn_lists,
+    walk_buffer_size,
     walk_bytes,
     walk_jobs,
 )
@@ -380,6 +381,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._lexeme_of: dict[int, tuple[LexKey, Lexeme]] = {}  # global lexer state -> see _lexeme
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
+        self._cap = _CAP0  # threads per byte the walks start with: what this grammar's walks needed so far
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
@@ -515,7 +517,7 @@ class GrammarAutomaton(TokenAutomaton):
     def step_bytes(self, state: int, data: bytes) -> int:
         cols, gs = self._states[state]
         arr = np.frombuffer(data, dtype=np.uint8)
-        cap = max(_CAP0, 2 * len(cols))
+        cap = max(self._cap, 2 * len(cols))
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         write = self.parser.lock.acquire(blocking=False)
         try:
@@ -700,17 +702,20 @@ class GrammarAutomaton(TokenAutomaton):
         trie = self.trie
         misses, nmiss, res_node, res_off, res_c, res_g, nres = _walk_scratch()
         nmiss[0] = 0
-        cap = _CAP0
+        cap = self._cap  # an overflow costs the walk so far: start where this grammar's walks got to
         write = self.parser.lock.acquire(blocking=False)
         try:
             while len(first):
                 nres[:] = 0
+                buf_c, buf_g, buf_a = _thread_buffers(walk_buffer_size(cap, trie.max_depth, len(job_c)))
                 ok = walk_jobs(  # type: ignore[call-arg]
                     job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
                     trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
-                    misses, nmiss, res_node, res_off, res_c, res_g, nres, log.set, log.keys, log.vals, log.n)
+                    misses, nmiss, res_node, res_off, res_c, res_g, nres, log.set, log.keys, log.vals, log.n,
+                    buf_c, buf_g, buf_a)
                 if not ok:
                     cap = self._grow(cap)
+                    self._cap = max(self._cap, cap)
                     nmiss[0] = 0
                     continue
                 resumable = nres[0] >= 0
@@ -796,6 +801,16 @@ def _walk_scratch() -> tuple[I64, I64, I64, I64, I64, I64, I64]:
                 np.zeros(_MAX_RESUMES + 1, np.int64), np.empty(_MAX_RESUMES * 16, np.int64),
                 np.empty(_MAX_RESUMES * 16, np.int64), np.zeros(2, np.int64))
         _scratch.bufs = bufs
+    return bufs
+
+
+def _thread_buffers(size: int) -> tuple[I64, I64, I64]:
+    """This thread's walk thread buffers, at least ``size`` entries each (grown by doubling, kept)."""
+    bufs: tuple[I64, I64, I64] | None = getattr(_scratch, "threads", None)
+    if bufs is None or bufs[0].shape[0] < size:
+        n = max(size, 2 * bufs[0].shape[0]) if bufs is not None else size
+        bufs = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64))
+        _scratch.threads = bufs
     return bufs
 
 

@@ -341,17 +341,21 @@ def spawn_lists(gtrans, starts, base, ends, out_gs):  # type: ignore[no-untyped-
     return w
 
 
+def walk_buffer_size(cap: int, max_depth: int, n_threads: int) -> int:
+    """Entries :func:`walk_jobs` may write to its thread buffers: ``cap`` per trie level, and the jobs'
+    own threads."""
+    return cap * (max_depth + 2) + n_threads + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
               eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres,
-              log_set, log_key, log_val, nlog):  # type: ignore[no-untyped-def]
+              log_set, log_key, log_val, nlog, buf_c, buf_g, buf_a):  # type: ignore[no-untyped-def]
     """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
-    nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow."""
-    size = cap * (max_depth + 2) + job_c.shape[0] + 1
-    buf_c = np.empty(size, np.int64)
-    buf_g = np.empty(size, np.int64)
-    buf_a = np.empty(size, np.int64)
+    nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow. The
+    thread buffers ``buf_*`` hold :func:`walk_buffer_size` entries (the caller's, reused: fresh ones of a
+    few hundred kB would be fresh pages to fault in at every walk)."""
     seg = np.zeros(max_depth + 3, np.int64)
     need = P[14]  # the parser's ``need`` (see EarleyParser.state)
     for k in range(job_first.shape[0]):

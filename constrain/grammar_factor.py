@@ -33,8 +33,9 @@ class _Node:
         self.name: str | None = None
 
 
-def _minimal_dag(alternatives: Sequence[tuple[Symbol, ...]]) -> tuple[_Node, int]:
-    """The trie of ``alternatives`` with equal subtries shared; also how many distinct nodes it has."""
+def _minimal_dag(alternatives: Sequence[tuple[Symbol, ...]]) -> _Node:
+    """The trie of ``alternatives`` with equal subtries shared (children are shared first, so equal
+    subtries have equal keys)."""
     root = _Node()
     for rhs in alternatives:
         node = root
@@ -49,12 +50,12 @@ def _minimal_dag(alternatives: Sequence[tuple[Symbol, ...]]) -> tuple[_Node, int
         node.key = (node.final, tuple((sym, id(child)) for sym, child in node.edges.items()))
         return registry.setdefault(node.key, node)
 
-    return share(root), len(registry)
+    return share(root)
 
 
 def _factor(lhs: str, alternatives: list[tuple[Symbol, ...]], taken: set[str]) -> list[Rule] | None:
     """Rules spelling ``alternatives`` through the minimal DAG, or None where that does not shrink them."""
-    root, _ = _minimal_dag(alternatives)
+    root = _minimal_dag(alternatives)
     indegree: dict[int, int] = {}
     order: list[_Node] = []  # every node once, parents first
     seen: set[int] = set()

@@ -50,8 +50,13 @@ class HFModel:
     """A transformers causal LM with a KV cache; counts its forward passes (``forward_passes``)."""
 
     def __init__(self, model: Any) -> None:
+        import inspect
+
         self.model = model
         self.forward_passes = 0
+        # transformers 5 names the KV cache argument ``cache`` (``past_key_values`` is deprecated and warns);
+        # earlier versions only know ``past_key_values``
+        self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     @property
     def device(self) -> Any:
@@ -65,11 +70,17 @@ class HFModel:
         with torch.inference_mode():
             out = self.model(torch.tensor([list(prompt_ids)], device=self.device), use_cache=True)
         self.forward_passes += 1
-        cache = out.past_key_values
+        cache = _cache_of(out)
         if rows != 1:
             cache.batch_repeat_interleave(rows)
         logits = out.logits[:, -1, :].float().expand(rows, -1).contiguous()
         return HFState(self, cache, logits)
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache of a forward pass's output (``cache`` in transformers 5, ``past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 class HFState:
@@ -106,9 +117,9 @@ class HFState:
             return
         ids = torch.tensor([[int(t)] for t in tokens], device=self._logits.device)
         with torch.inference_mode():
-            out = self._owner.model(ids, past_key_values=self._cache, use_cache=True)
+            out = self._owner.model(ids, use_cache=True, **{self._owner.cache_arg: self._cache})
         self._owner.forward_passes += 1
-        self._cache = out.past_key_values
+        self._cache = _cache_of(out)
         self._logits = out.logits[:, -1, :].float()
 
 

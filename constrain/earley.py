@@ -45,6 +45,8 @@ _UNION_FLAG = np.int64(1) << np.int64(62)
 def union_key(a, b):  # type: ignore[no-untyped-def]
     """Table key of the union of columns ``a`` < ``b`` (disjoint from advance keys ``c * (n_terms+1) + t``)."""
     return _UNION_FLAG | (np.int64(a) << np.int64(31)) | np.int64(b)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def request_key(a, b, n_terms1):  # type: ignore[no-untyped-def]
     """Memo key of the step request ``(a, b)`` of :func:`step1` (an advance, or a union for ``b <= UNION_MISS``)."""

@@ -357,12 +357,8 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
     thread buffers ``buf_*`` hold :func:`walk_buffer_size` entries (the caller's, reused: fresh ones of a
     few hundred kB would be fresh pages to fault in at every walk)."""
     seg = np.zeros(max_depth + 3, np.int64)
-    need = P[14]  # the parser's ``need`` (see EarleyParser.state)
     for k in range(job_first.shape[0]):
         lo, hi = job_off[k], job_off[k + 1]
-        for q in range(need.shape[0]):  # a step found no room: the rest of the walks only record misses
-            if need[q] != 0:
-                write = False
         if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
                            n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write, out, cap, buf_c, buf_g,

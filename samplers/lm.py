@@ -10,6 +10,7 @@ constrained distribution must be computed by enumeration (tests, benchmarks).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,8 +51,6 @@ class HFModel:
     """A transformers causal LM with a KV cache; counts its forward passes (``forward_passes``)."""
 
     def __init__(self, model: Any) -> None:
-        import inspect
-
         self.model = model
         self.forward_passes = 0
         # transformers 5 names the KV cache argument ``cache`` (``past_key_values`` is deprecated and warns);

@@ -11,6 +11,11 @@ tenth element is parsed with exactly the columns of its second. Prediction closu
 per nonterminal (Aycock-Horspool handling of nullable symbols), so building a new column only walks its
 kernel.
 
+An item's origin matters only through what the origin column does when the item completes, so items
+predicted at columns that would do the same get one representative origin (:func:`_rep`). Without it an
+ambiguous repetition (``molecule+``, where a molecule may end after any atom) gives items with every
+earlier position as origin, and no column is ever seen twice.
+
 Columns live in flat integer arrays (kernel items encoded as ``dotted << 32 | origin``) and are built
 by numba functions: ambiguous grammars (SMILES, character-level GBNF) create a column for nearly every
 text position a trie walk visits, so column construction must cost microseconds, not Python time. The
@@ -110,9 +115,13 @@ _LOW = np.int64(0xFFFFFFFF)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 
 # counters in ``cnt``
-_N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB = range(8)
+_N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB, _N_VIEWS = range(9)
 # what ``need`` asks for (index: minimum size)
-_NEED_COLS, _NEED_ITEMS, _NEED_NTS, _NEED_EIDS, _NEED_ETERMS, _NEED_MEMO, _NEED_CTAB, _NEED_ETAB = range(8)
+_NEED_COLS, _NEED_ITEMS, _NEED_NTS, _NEED_EIDS, _NEED_ETERMS, _NEED_MEMO, _NEED_CTAB, _NEED_ETAB, _NEED_VIEWS = range(9)
+_REP_FLAG = np.int64(1) << np.int64(61)
+"""Memo keys ``_REP_FLAG | column << 20 | nonterminal`` hold origin representatives (see :func:`_rep`)."""
+MAX_CANON_NONTERMINALS = 4096
+"""Grammars with more nonterminals keep raw origins (the left-corner matrix grows with the square)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -164,10 +173,91 @@ def _grown_stack(stack, top, more):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
+def _view(c, x, dnext, n_terms, reach, col_kstart, k_item, col_nstart, col_nts, out):  # type: ignore[no-untyped-def]
+    """What column ``c`` gives an item of nonterminal ``x`` whose origin it is (see :func:`_rep`), written
+    to ``out``: its kernel items waiting for a nonterminal ``y`` whose predictions reach ``x`` (``reach[y]``
+    holds ``x``), then ``-1 - y`` for each such ``y`` after a dot in its kernel. Returns the length."""
+    n = 0
+    for q in range(col_kstart[c], col_kstart[c + 1]):
+        it = k_item[q]
+        s = dnext[it >> _SHIFT]
+        if s >= n_terms:
+            y = s - n_terms
+            if (reach[y, x >> 6] >> np.uint64(x & 63)) & np.uint64(1):
+                out[n] = it
+                n += 1
+    for q in range(col_nstart[c], col_nstart[c + 1]):
+        y = col_nts[q] - n_terms
+        if (reach[y, x >> 6] >> np.uint64(x & 63)) & np.uint64(1):
+            out[n] = -1 - y
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _rep(c, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon):  # type: ignore[no-untyped-def]
+    """The origin to record for an item of nonterminal ``x`` predicted at column ``c``: the first column
+    whose view for ``x`` (:func:`_view`) equals ``c``'s.
+
+    An item's origin is read once, when the item completes: the items of the origin column waiting for
+    ``x`` advance, and those of them that complete in turn read the same column for their own
+    nonterminals, all of which reach ``x`` through left corners (``reach``). Items whose origins have equal
+    views therefore have equal futures, and recording the first such column makes them one item. In an
+    ambiguous grammar (``smiles+``: a new molecule may start after any atom) the origins of equivalent
+    items are otherwise every earlier text position, so no two columns are ever equal and the parser
+    never becomes the finite automaton it is on such text.
+
+    Falls back to ``c`` itself (correct, only less sharing) where the tables are too full."""
+    reach, pkeys, pvals, cnt, vt_hash, vt_col, vt_x = canon
+    if reach.shape[0] == 0:
+        return c
+    key = _REP_FLAG | (np.int64(c) << np.int64(20)) | np.int64(x)
+    r = table_get(pkeys, pvals, key)
+    if r != UNKNOWN:
+        return r
+    size = (col_kstart[c + 1] - col_kstart[c]) + (col_nstart[c + 1] - col_nstart[c])
+    view = np.empty(size, np.int64)
+    n = _view(c, x, dnext, n_terms, reach, col_kstart, k_item, col_nstart, col_nts, view)
+    h = _hash(view, 0, n) ^ (np.int64(x) * np.int64(0x1F3D5B79))
+    h &= np.int64(0x3FFFFFFFFFFFFFFF)
+    mask = vt_hash.shape[0] - 1
+    i = h & mask
+    rep = -1
+    while vt_col[i] != -1:
+        if vt_hash[i] == h and vt_x[i] == x:
+            o = vt_col[i]
+            other = np.empty((col_kstart[o + 1] - col_kstart[o]) + (col_nstart[o + 1] - col_nstart[o]), np.int64)
+            m = _view(o, x, dnext, n_terms, reach, col_kstart, k_item, col_nstart, col_nts, other)
+            if m == n:
+                same = True
+                for q in range(n):
+                    if other[q] != view[q]:
+                        same = False
+                        break
+                if same:
+                    rep = o
+                    break
+        i = (i + 1) & mask
+    if rep < 0:
+        if 4 * (cnt[_N_VIEWS] + 1) > 3 * vt_hash.shape[0]:
+            return c
+        vt_hash[i] = h
+        vt_x[i] = x
+        vt_col[i] = c
+        cnt[_N_VIEWS] += 1
+        rep = c
+    if 4 * (cnt[_N_MEMO] + 1) <= 3 * pkeys.shape[0]:
+        table_put(pkeys, pvals, key, rep)
+        cnt[_N_MEMO] += 1
+    return rep
+
+
+@numba.njit(cache=True, nogil=True)
 def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym,  # type: ignore[no-untyped-def]
-           cl_item, col_kstart, k_item, col_nstart, col_nts):
+           cl_item, col_kstart, k_item, col_nstart, col_nts, canon):
     """The sorted kernel reached from ``agenda[:n_agenda]``: completions into origin columns and
-    nullable skips (see the module docstring)."""
+    nullable skips (see the module docstring). Items predicted at an origin column get their origin's
+    representative (:func:`_rep`)."""
     size = 64
     while size < 4 * n_agenda:
         size *= 2
@@ -213,7 +303,9 @@ def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_st
                 if top + (hi - lo) > stack.shape[0]:
                     stack = _grown_stack(stack, top, hi - lo)
                 for r in range(lo, hi):
-                    stack[top] = ((cl_item[r] + 1) << _SHIFT) | o
+                    d2 = cl_item[r]
+                    rep = _rep(o, dlhs[d2] - n_terms, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                    stack[top] = ((d2 + 1) << _SHIFT) | rep
                     top += 1
         elif sym >= n_terms and nullable[sym - n_terms]:
             if top >= stack.shape[0]:
@@ -360,13 +452,17 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     thousands of nodes, and computing its closure each time only to drop it cost SQL masks 0.5 s."""
     (dnext, dlhs, nullable, n_terms, n_terms1, start_symbol, final_item, cl_start, cl_sym, cl_item, ce_start,
      ce_terms, n_nt, cnt, need, col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start,
-     eset_terms, eset_hash, ctab, etab) = P
+     eset_terms, eset_hash, ctab, etab, reach, vt_hash, vt_col, vt_x) = P
     for q in range(need.shape[0]):  # an array is already full: the caller must grow it before any step
         if need[q] != 0:
             return _NEED_ROOM
     if 2 * (cnt[_N_MEMO] + 1) > pkeys.shape[0]:
         need[_NEED_MEMO] = 4 * (cnt[_N_MEMO] + 1)
         return _NEED_ROOM
+    if 2 * (cnt[_N_VIEWS] + 1) > vt_hash.shape[0]:
+        need[_NEED_VIEWS] = 4 * (cnt[_N_VIEWS] + 1)
+        return _NEED_ROOM
+    canon = (reach, pkeys, pvals, cnt, vt_hash, vt_col, vt_x)
     key = request_key(a, b, n_terms1)
     if b <= UNION_MISS:
         b = UNION_MISS - b
@@ -399,10 +495,12 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
             nt = col_nts[q] - n_terms
             lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], b)
             for r in range(lo, hi):
-                agenda[n_ag] = ((cl_item[r] + 1) << _SHIFT) | a
+                d2 = cl_item[r]
+                rep = _rep(a, dlhs[d2] - n_terms, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                agenda[n_ag] = ((d2 + 1) << _SHIFT) | rep
                 n_ag += 1
         kernel = _close(agenda, n_ag, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym, cl_item,
-                        col_kstart, k_item, col_nstart, col_nts)
+                        col_kstart, k_item, col_nstart, col_nts, canon)
     c = _intern(kernel, dnext, n_terms, final_item, cl_start, cl_sym, ce_start, ce_terms, n_nt, cnt, need,
                 col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start, eset_terms,
                 eset_hash, ctab, etab)
@@ -448,8 +546,8 @@ class EarleyParser:
         self._n_nt = len(tables.nonterm_names)
         self._final_item = int(tables.rule_start[0]) + 1  # start' -> start .
         self._closures()
-        self.cnt = np.zeros(8, np.int64)
-        self._need = np.zeros(8, np.int64)
+        self.cnt = np.zeros(9, np.int64)
+        self._need = np.zeros(9, np.int64)
         self.col_kstart = np.zeros(1 << 10, np.int64)
         self.k_item = np.zeros(1 << 12, np.int64)
         self.col_nstart = np.zeros(1 << 10, np.int64)
@@ -464,11 +562,14 @@ class EarleyParser:
         self._etab = np.full(1 << 9, -1, np.int64)
         self.pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
         self.pvals = np.full(1 << 12, -1, np.int64)
+        self._vt_hash, self._vt_col, self._vt_x = _view_table(1 << 10)
         # the first column has id 0, so items predicted there have origin 0
         start_item = np.array([np.int64(int(tables.rule_start[0])) << 32], np.int64)
+        no_canon = (np.zeros((0, 1), np.uint64), self.pkeys, self.pvals, self.cnt, self._vt_hash, self._vt_col,
+                    self._vt_x)  # nothing to canonicalise before the first column exists
         kernel = _close(start_item, 1, self._dnext, self._dlhs, self._nullable, self.n_terms, tables.start_symbol,
                         self._cl_start, self._cl_sym, self._cl_item, self.col_kstart, self.k_item, self.col_nstart,
-                        self.col_nts)
+                        self.col_nts, no_canon)
         while True:
             c = _intern(kernel, *self._intern_args())
             if c != _NEED_ROOM:
@@ -507,6 +608,7 @@ class EarleyParser:
         rank = {d: r for r, d in enumerate(ranked)}
         bits = [sum(1 << rank[d] for d in s) for s in direct]
         closure = _union_over_reach(succ, bits)
+        self._reach = _left_corner_reach(succ)
         # all closures as one bit matrix (row: nonterminal, column: item rank): rows in order, ranks ascending
         width = max(1, (len(ranked) + 7) // 8)
         matrix = np.frombuffer(b"".join(x.to_bytes(width, "little") for x in closure), np.uint8)
@@ -559,6 +661,10 @@ class EarleyParser:
             self._ctab = _rehash_ids(self._ctab, self.col_hash, _pow2(need[_NEED_CTAB]))
         if need[_NEED_ETAB]:
             self._etab = _rehash_ids(self._etab, self.eset_hash, _pow2(need[_NEED_ETAB]))
+        if need[_NEED_VIEWS]:
+            tables = _view_table(_pow2(need[_NEED_VIEWS]))
+            _rehash_views(self._vt_hash, self._vt_col, self._vt_x, *tables)
+            self._vt_hash, self._vt_col, self._vt_x = tables
         size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)
         keys = np.full(size, EMPTY_KEY, np.int64)
         vals = np.full(size, -1, np.int64)
@@ -571,7 +677,7 @@ class EarleyParser:
                 self._final_item, self._cl_start, self._cl_sym, self._cl_item, self._ce_start, self._ce_terms,
                 self._n_nt, self.cnt, self._need, self.col_kstart, self.k_item, self.col_nstart, self.col_nts,
                 self.col_hash, self.col_acc, self.col_eid, self.eset_start, self.eset_terms, self.eset_hash,
-                self._ctab, self._etab)
+                self._ctab, self._etab, self._reach, self._vt_hash, self._vt_col, self._vt_x)
 
     def steps(self, req_a: I64, req_b: I64) -> I64:
         """Compute parser steps (see :func:`step1`); memoised in ``pkeys``/``pvals``."""
@@ -732,3 +838,34 @@ def expected_mask(parser: EarleyParser, column: int) -> npt.NDArray[np.bool_]:
     m = np.zeros(parser.n_terms, dtype=bool)
     m[list(parser.expected(column))] = True
     return m
+
+
+def _view_table(size: int) -> tuple[I64, I64, I64]:
+    """An empty table of origin views (see :func:`_rep`): hash, column (-1: free slot), nonterminal."""
+    return np.zeros(size, np.int64), np.full(size, -1, np.int64), np.zeros(size, np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash_views(vt_hash, vt_col, vt_x, new_hash, new_col, new_x):  # type: ignore[no-untyped-def]
+    mask = new_hash.shape[0] - 1
+    for i in range(vt_col.shape[0]):
+        if vt_col[i] >= 0:
+            j = vt_hash[i] & mask
+            while new_col[j] != -1:
+                j = (j + 1) & mask
+            new_hash[j] = vt_hash[i]
+            new_x[j] = vt_x[i]
+            new_col[j] = vt_col[i]
+
+
+def _left_corner_reach(succ: list[list[int]]) -> npt.NDArray[np.uint64]:
+    """Row ``y``: the nonterminals a prediction from ``y`` reaches (``y`` included), as bits; ``succ`` lists,
+    per nonterminal, the nonterminals its predicted items wait for. Empty (no rows) for grammars past
+    ``MAX_CANON_NONTERMINALS``: their items keep their raw origins."""
+    n = len(succ)
+    if n == 0 or n > MAX_CANON_NONTERMINALS:
+        return np.zeros((0, 1), np.uint64)
+    reach = _union_over_reach(succ, [1 << i for i in range(n)])
+    width = (n + 63) // 64
+    rows = b"".join(r.to_bytes(8 * width, "little") for r in reach)
+    return np.frombuffer(rows, np.uint64).reshape(n, width).copy()  # writable: one numba type with the empty one

@@ -449,3 +449,75 @@ def test_a_repetition_of_rules_reuses_its_columns() -> None:
         assert m.accepts_text("abcd" * n)
         columns.append(int(c.automaton.parser.cnt[0]))
     assert columns[1] == columns[0], columns
+
+
+def test_ambiguous_repetitions_parse_with_finitely_many_columns() -> None:
+    """Items whose origins give them the same future share one origin (see ``earley._rep``): in
+    ``molecule+``, where a new molecule may start after any atom, the origins would otherwise be every
+    earlier position, making a new parser column at every byte. Longer text makes no new columns, and the
+    language is unchanged (checked against lark)."""
+    import lark
+
+    text = ('start: molecule+\nmolecule: atom (bond? atom | branch)*\nbranch: "(" bond? molecule+ ")"\n'
+            'atom: "C" | "O" | "Cl" | "c"\nbond: "=" | "-"\n')
+    comp = compiler("smollm2")
+    c = comp.lark(text)
+    columns = []
+    for n in (8, 32):
+        assert c.matcher().accepts_text("CC(=O)Cl-c" * n)
+        columns.append(int(c.automaton.parser.cnt[0]))
+    assert columns[1] == columns[0], columns
+    reference = lark.Lark(text, parser="earley")
+    rng = random.Random(0)
+    for _ in range(300):
+        s = "".join(rng.choice(["C", "O", "Cl", "c", "=", "-", "(", ")"]) for _ in range(rng.randrange(1, 12)))
+        try:
+            reference.parse(s)
+            expected = True
+        except lark.exceptions.LarkError:
+            expected = False
+        assert c.matcher().accepts_text(s) == expected, s
+
+
+_SYMS = ["a", "b", "c", "A", "B", "C"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.lists(st.sampled_from(_SYMS), max_size=3), min_size=1, max_size=3),
+                min_size=3, max_size=3))
+def test_origin_representatives_do_not_change_the_parse(bodies: list[list[list[str]]]) -> None:
+    """The parser with origin representatives (``earley._rep``) accepts and expects exactly what it does
+    with raw origins, on every terminal string up to length 5 of random (ambiguous, left-recursive,
+    nullable) grammars."""
+    import itertools
+    from unittest import mock
+
+    import constrain.earley as earley
+    from constrain.grammar_ir import Grammar, N, Rule, T
+    from constrain.grammar_tables import build_tables
+    from constrain.regex import literal
+
+    rules = [Rule("S", (N("A"),))]
+    for lhs, alts in zip("ABC", bodies):
+        rules += [Rule(lhs, tuple(N(x) if x.isupper() else T(x) for x in alt)) for alt in alts]
+    grammar = Grammar({t: literal(t) for t in "abc"}, rules, "S")
+    try:
+        tables = build_tables(grammar)
+    except GrammarError:
+        return  # e.g. an empty language
+    canonical = earley.EarleyParser(tables)
+    with mock.patch.object(earley, "MAX_CANON_NONTERMINALS", 0):
+        raw = earley.EarleyParser(tables)
+    assert canonical._reach.shape[0] > 0 and raw._reach.shape[0] == 0
+    terms = [tables.term_names.index(t) for t in "abc" if t in tables.term_names]
+    for n in range(6):
+        for seq in itertools.product(terms, repeat=n):
+            a, b = canonical.initial, raw.initial
+            for t in seq:
+                a, b = canonical.advance(a, t), raw.advance(b, t)
+                assert (a < 0) == (b < 0), seq
+                if a < 0:
+                    break
+                assert canonical.expected(a) == raw.expected(b), seq
+            else:
+                assert canonical.accepting(a) == raw.accepting(b), seq

@@ -115,11 +115,10 @@ _LOW = np.int64(0xFFFFFFFF)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 
 # counters in ``cnt``
-_N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB, _N_VIEWS = range(9)
+_N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB, _N_VIEWS, _N_REPS = range(10)
 # what ``need`` asks for (index: minimum size)
-_NEED_COLS, _NEED_ITEMS, _NEED_NTS, _NEED_EIDS, _NEED_ETERMS, _NEED_MEMO, _NEED_CTAB, _NEED_ETAB, _NEED_VIEWS = range(9)
-_REP_FLAG = np.int64(1) << np.int64(61)
-"""Memo keys ``_REP_FLAG | column << 20 | nonterminal`` hold origin representatives (see :func:`_rep`)."""
+(_NEED_COLS, _NEED_ITEMS, _NEED_NTS, _NEED_EIDS, _NEED_ETERMS, _NEED_MEMO, _NEED_CTAB, _NEED_ETAB, _NEED_VIEWS,
+ _NEED_REPS) = range(10)
 MAX_CANON_NONTERMINALS = 4096
 """Grammars with more nonterminals keep raw origins (the left-corner matrix grows with the square)."""
 
@@ -208,11 +207,11 @@ def _rep(c, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon): 
     never becomes the finite automaton it is on such text.
 
     Falls back to ``c`` itself (correct, only less sharing) where the tables are too full."""
-    reach, pkeys, pvals, cnt, vt_hash, vt_col, vt_x = canon
+    reach, rkeys, rvals, cnt, vt_hash, vt_col, vt_x = canon
     if reach.shape[0] == 0:
         return c
-    key = _REP_FLAG | (np.int64(c) << np.int64(20)) | np.int64(x)
-    r = table_get(pkeys, pvals, key)
+    key = (np.int64(c) << np.int64(20)) | np.int64(x)
+    r = table_get(rkeys, rvals, key)
     if r != UNKNOWN:
         return r
     size = (col_kstart[c + 1] - col_kstart[c]) + (col_nstart[c + 1] - col_nstart[c])
@@ -246,9 +245,9 @@ def _rep(c, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon): 
         vt_col[i] = c
         cnt[_N_VIEWS] += 1
         rep = c
-    if 4 * (cnt[_N_MEMO] + 1) <= 3 * pkeys.shape[0]:
-        table_put(pkeys, pvals, key, rep)
-        cnt[_N_MEMO] += 1
+    if 4 * (cnt[_N_REPS] + 1) <= 3 * rkeys.shape[0]:
+        table_put(rkeys, rvals, key, rep)
+        cnt[_N_REPS] += 1
     return rep
 
 
@@ -452,7 +451,7 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     thousands of nodes, and computing its closure each time only to drop it cost SQL masks 0.5 s."""
     (dnext, dlhs, nullable, n_terms, n_terms1, start_symbol, final_item, cl_start, cl_sym, cl_item, ce_start,
      ce_terms, n_nt, cnt, need, col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start,
-     eset_terms, eset_hash, ctab, etab, reach, vt_hash, vt_col, vt_x) = P
+     eset_terms, eset_hash, ctab, etab, reach, rkeys, rvals, vt_hash, vt_col, vt_x) = P
     for q in range(need.shape[0]):  # an array is already full: the caller must grow it before any step
         if need[q] != 0:
             return _NEED_ROOM
@@ -462,7 +461,10 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     if 2 * (cnt[_N_VIEWS] + 1) > vt_hash.shape[0]:
         need[_NEED_VIEWS] = 4 * (cnt[_N_VIEWS] + 1)
         return _NEED_ROOM
-    canon = (reach, pkeys, pvals, cnt, vt_hash, vt_col, vt_x)
+    if 2 * (cnt[_N_REPS] + 1) > rkeys.shape[0]:
+        need[_NEED_REPS] = 4 * (cnt[_N_REPS] + 1)
+        return _NEED_ROOM
+    canon = (reach, rkeys, rvals, cnt, vt_hash, vt_col, vt_x)
     key = request_key(a, b, n_terms1)
     if b <= UNION_MISS:
         b = UNION_MISS - b
@@ -546,8 +548,8 @@ class EarleyParser:
         self._n_nt = len(tables.nonterm_names)
         self._final_item = int(tables.rule_start[0]) + 1  # start' -> start .
         self._closures()
-        self.cnt = np.zeros(9, np.int64)
-        self._need = np.zeros(9, np.int64)
+        self.cnt = np.zeros(10, np.int64)
+        self._need = np.zeros(10, np.int64)
         self.col_kstart = np.zeros(1 << 10, np.int64)
         self.k_item = np.zeros(1 << 12, np.int64)
         self.col_nstart = np.zeros(1 << 10, np.int64)
@@ -563,9 +565,11 @@ class EarleyParser:
         self.pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
         self.pvals = np.full(1 << 12, -1, np.int64)
         self._vt_hash, self._vt_col, self._vt_x = _view_table(1 << 10)
+        self._rkeys = np.full(1 << 10, EMPTY_KEY, np.int64)  # column << 20 | nonterminal -> _rep's answer
+        self._rvals = np.full(1 << 10, -1, np.int64)
         # the first column has id 0, so items predicted there have origin 0
         start_item = np.array([np.int64(int(tables.rule_start[0])) << 32], np.int64)
-        no_canon = (np.zeros((0, 1), np.uint64), self.pkeys, self.pvals, self.cnt, self._vt_hash, self._vt_col,
+        no_canon = (np.zeros((0, 1), np.uint64), self._rkeys, self._rvals, self.cnt, self._vt_hash, self._vt_col,
                     self._vt_x)  # nothing to canonicalise before the first column exists
         kernel = _close(start_item, 1, self._dnext, self._dlhs, self._nullable, self.n_terms, tables.start_symbol,
                         self._cl_start, self._cl_sym, self._cl_item, self.col_kstart, self.k_item, self.col_nstart,
@@ -665,6 +669,11 @@ class EarleyParser:
             tables = _view_table(_pow2(need[_NEED_VIEWS]))
             _rehash_views(self._vt_hash, self._vt_col, self._vt_x, *tables)
             self._vt_hash, self._vt_col, self._vt_x = tables
+        if need[_NEED_REPS]:
+            size = _pow2(need[_NEED_REPS])
+            keys, vals = np.full(size, EMPTY_KEY, np.int64), np.full(size, -1, np.int64)
+            table_rehash(self._rkeys, self._rvals, keys, vals)
+            self._rkeys, self._rvals = keys, vals
         size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)
         keys = np.full(size, EMPTY_KEY, np.int64)
         vals = np.full(size, -1, np.int64)
@@ -677,7 +686,7 @@ class EarleyParser:
                 self._final_item, self._cl_start, self._cl_sym, self._cl_item, self._ce_start, self._ce_terms,
                 self._n_nt, self.cnt, self._need, self.col_kstart, self.k_item, self.col_nstart, self.col_nts,
                 self.col_hash, self.col_acc, self.col_eid, self.eset_start, self.eset_terms, self.eset_hash,
-                self._ctab, self._etab, self._reach, self._vt_hash, self._vt_col, self._vt_x)
+                self._ctab, self._etab, self._reach, self._rkeys, self._rvals, self._vt_hash, self._vt_col, self._vt_x)
 
     def steps(self, req_a: I64, req_b: I64) -> I64:
         """Compute parser steps (see :func:`step1`); memoised in ``pkeys``/``pvals``."""

@@ -207,24 +207,27 @@ def _rep(c, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon): 
     never becomes the finite automaton it is on such text.
 
     Falls back to ``c`` itself (correct, only less sharing) where the tables are too full."""
-    reach, rkeys, rvals, cnt, vt_hash, vt_col, vt_x = canon
+    reach, rt, cnt, vt = canon
     if reach.shape[0] == 0:
         return c
     key = (np.int64(c) << np.int64(20)) | np.int64(x)
-    r = table_get(rkeys, rvals, key)
-    if r != UNKNOWN:
-        return r
+    rmask = rt.shape[0] - 1
+    j = _slot(key, rmask)
+    while rt[j, 0] != EMPTY_KEY:
+        if rt[j, 0] == key:
+            return rt[j, 1]
+        j = (j + 1) & rmask
     size = (col_kstart[c + 1] - col_kstart[c]) + (col_nstart[c + 1] - col_nstart[c])
     view = np.empty(size, np.int64)
     n = _view(c, x, dnext, n_terms, reach, col_kstart, k_item, col_nstart, col_nts, view)
     h = _hash(view, 0, n) ^ (np.int64(x) * np.int64(0x1F3D5B79))
     h &= np.int64(0x3FFFFFFFFFFFFFFF)
-    mask = vt_hash.shape[0] - 1
+    mask = vt.shape[0] - 1
     i = h & mask
     rep = -1
-    while vt_col[i] != -1:
-        if vt_hash[i] == h and vt_x[i] == x:
-            o = vt_col[i]
+    while vt[i, 1] != -1:
+        if vt[i, 0] == h and vt[i, 2] == x:
+            o = vt[i, 1]
             other = np.empty((col_kstart[o + 1] - col_kstart[o]) + (col_nstart[o + 1] - col_nstart[o]), np.int64)
             m = _view(o, x, dnext, n_terms, reach, col_kstart, k_item, col_nstart, col_nts, other)
             if m == n:
@@ -238,15 +241,16 @@ def _rep(c, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon): 
                     break
         i = (i + 1) & mask
     if rep < 0:
-        if 4 * (cnt[_N_VIEWS] + 1) > 3 * vt_hash.shape[0]:
+        if 4 * (cnt[_N_VIEWS] + 1) > 3 * vt.shape[0]:
             return c
-        vt_hash[i] = h
-        vt_x[i] = x
-        vt_col[i] = c
+        vt[i, 0] = h
+        vt[i, 2] = x
+        vt[i, 1] = c
         cnt[_N_VIEWS] += 1
         rep = c
-    if 4 * (cnt[_N_REPS] + 1) <= 3 * rkeys.shape[0]:
-        table_put(rkeys, rvals, key, rep)
+    if 4 * (cnt[_N_REPS] + 1) <= 3 * rt.shape[0]:
+        rt[j, 1] = rep
+        rt[j, 0] = key
         cnt[_N_REPS] += 1
     return rep
 
@@ -296,6 +300,7 @@ def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_st
                         stack = _grown_stack(stack, top, 1)
                     stack[top] = it + (np.int64(1) << _SHIFT)
                     top += 1
+            last_x, rep = -1, o  # items of one nonterminal come in runs: ask _rep once per run
             for q in range(col_nstart[o], col_nstart[o + 1]):
                 nt = col_nts[q] - n_terms
                 lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], a_sym)
@@ -303,7 +308,10 @@ def _close(agenda, n_agenda, dnext, dlhs, nullable, n_terms, start_symbol, cl_st
                     stack = _grown_stack(stack, top, hi - lo)
                 for r in range(lo, hi):
                     d2 = cl_item[r]
-                    rep = _rep(o, dlhs[d2] - n_terms, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                    x = dlhs[d2] - n_terms
+                    if x != last_x:
+                        rep = _rep(o, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                        last_x = x
                     stack[top] = ((d2 + 1) << _SHIFT) | rep
                     top += 1
         elif sym >= n_terms and nullable[sym - n_terms]:
@@ -451,20 +459,20 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     thousands of nodes, and computing its closure each time only to drop it cost SQL masks 0.5 s."""
     (dnext, dlhs, nullable, n_terms, n_terms1, start_symbol, final_item, cl_start, cl_sym, cl_item, ce_start,
      ce_terms, n_nt, cnt, need, col_kstart, k_item, col_nstart, col_nts, col_hash, col_acc, col_eid, eset_start,
-     eset_terms, eset_hash, ctab, etab, reach, rkeys, rvals, vt_hash, vt_col, vt_x) = P
+     eset_terms, eset_hash, ctab, etab, reach, rt, vt) = P
     for q in range(need.shape[0]):  # an array is already full: the caller must grow it before any step
         if need[q] != 0:
             return _NEED_ROOM
     if 2 * (cnt[_N_MEMO] + 1) > pkeys.shape[0]:
         need[_NEED_MEMO] = 4 * (cnt[_N_MEMO] + 1)
         return _NEED_ROOM
-    if 2 * (cnt[_N_VIEWS] + 1) > vt_hash.shape[0]:
+    if 2 * (cnt[_N_VIEWS] + 1) > vt.shape[0]:
         need[_NEED_VIEWS] = 4 * (cnt[_N_VIEWS] + 1)
         return _NEED_ROOM
-    if 2 * (cnt[_N_REPS] + 1) > rkeys.shape[0]:
+    if 2 * (cnt[_N_REPS] + 1) > rt.shape[0]:
         need[_NEED_REPS] = 4 * (cnt[_N_REPS] + 1)
         return _NEED_ROOM
-    canon = (reach, rkeys, rvals, cnt, vt_hash, vt_col, vt_x)
+    canon = (reach, rt, cnt, vt)
     key = request_key(a, b, n_terms1)
     if b <= UNION_MISS:
         b = UNION_MISS - b
@@ -493,12 +501,16 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
             if dnext[it >> _SHIFT] == b:
                 agenda[n_ag] = it + (np.int64(1) << _SHIFT)
                 n_ag += 1
+        last_x, rep = -1, a
         for q in range(col_nstart[a], col_nstart[a + 1]):
             nt = col_nts[q] - n_terms
             lo, hi = _range_of(cl_sym, cl_start[nt], cl_start[nt + 1], b)
             for r in range(lo, hi):
                 d2 = cl_item[r]
-                rep = _rep(a, dlhs[d2] - n_terms, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                x = dlhs[d2] - n_terms
+                if x != last_x:
+                    rep = _rep(a, x, dnext, n_terms, col_kstart, k_item, col_nstart, col_nts, canon)
+                    last_x = x
                 agenda[n_ag] = ((d2 + 1) << _SHIFT) | rep
                 n_ag += 1
         kernel = _close(agenda, n_ag, dnext, dlhs, nullable, n_terms, start_symbol, cl_start, cl_sym, cl_item,
@@ -564,13 +576,11 @@ class EarleyParser:
         self._etab = np.full(1 << 9, -1, np.int64)
         self.pkeys = np.full(1 << 12, EMPTY_KEY, np.int64)
         self.pvals = np.full(1 << 12, -1, np.int64)
-        self._vt_hash, self._vt_col, self._vt_x = _view_table(1 << 10)
-        self._rkeys = np.full(1 << 10, EMPTY_KEY, np.int64)  # column << 20 | nonterminal -> _rep's answer
-        self._rvals = np.full(1 << 10, -1, np.int64)
+        self._vt = _view_table(1 << 10)
+        self._rt = _rep_table(1 << 10)
         # the first column has id 0, so items predicted there have origin 0
         start_item = np.array([np.int64(int(tables.rule_start[0])) << 32], np.int64)
-        no_canon = (np.zeros((0, 1), np.uint64), self._rkeys, self._rvals, self.cnt, self._vt_hash, self._vt_col,
-                    self._vt_x)  # nothing to canonicalise before the first column exists
+        no_canon = (np.zeros((0, 1), np.uint64), self._rt, self.cnt, self._vt)  # no column to canonicalise yet
         kernel = _close(start_item, 1, self._dnext, self._dlhs, self._nullable, self.n_terms, tables.start_symbol,
                         self._cl_start, self._cl_sym, self._cl_item, self.col_kstart, self.k_item, self.col_nstart,
                         self.col_nts, no_canon)
@@ -666,14 +676,13 @@ class EarleyParser:
         if need[_NEED_ETAB]:
             self._etab = _rehash_ids(self._etab, self.eset_hash, _pow2(need[_NEED_ETAB]))
         if need[_NEED_VIEWS]:
-            tables = _view_table(_pow2(need[_NEED_VIEWS]))
-            _rehash_views(self._vt_hash, self._vt_col, self._vt_x, *tables)
-            self._vt_hash, self._vt_col, self._vt_x = tables
+            vt = _view_table(_pow2(need[_NEED_VIEWS]))
+            _rehash_views(self._vt, vt)
+            self._vt = vt
         if need[_NEED_REPS]:
-            size = _pow2(need[_NEED_REPS])
-            keys, vals = np.full(size, EMPTY_KEY, np.int64), np.full(size, -1, np.int64)
-            table_rehash(self._rkeys, self._rvals, keys, vals)
-            self._rkeys, self._rvals = keys, vals
+            rt = _rep_table(_pow2(need[_NEED_REPS]))
+            _rehash_reps(self._rt, rt)
+            self._rt = rt
         size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)
         keys = np.full(size, EMPTY_KEY, np.int64)
         vals = np.full(size, -1, np.int64)
@@ -686,7 +695,7 @@ class EarleyParser:
                 self._final_item, self._cl_start, self._cl_sym, self._cl_item, self._ce_start, self._ce_terms,
                 self._n_nt, self.cnt, self._need, self.col_kstart, self.k_item, self.col_nstart, self.col_nts,
                 self.col_hash, self.col_acc, self.col_eid, self.eset_start, self.eset_terms, self.eset_hash,
-                self._ctab, self._etab, self._reach, self._rkeys, self._rvals, self._vt_hash, self._vt_col, self._vt_x)
+                self._ctab, self._etab, self._reach, self._rt, self._vt)
 
     def steps(self, req_a: I64, req_b: I64) -> I64:
         """Compute parser steps (see :func:`step1`); memoised in ``pkeys``/``pvals``."""
@@ -849,22 +858,38 @@ def expected_mask(parser: EarleyParser, column: int) -> npt.NDArray[np.bool_]:
     return m
 
 
-def _view_table(size: int) -> tuple[I64, I64, I64]:
-    """An empty table of origin views (see :func:`_rep`): hash, column (-1: free slot), nonterminal."""
-    return np.zeros(size, np.int64), np.full(size, -1, np.int64), np.zeros(size, np.int64)
+def _view_table(size: int) -> npt.NDArray[np.int64]:
+    """An empty table of origin views (see :func:`_rep`), a row per slot: hash, column (-1: free), nonterminal."""
+    table = np.zeros((size, 3), np.int64)
+    table[:, 1] = -1
+    return table
+
+
+def _rep_table(size: int) -> npt.NDArray[np.int64]:
+    """An empty memo of :func:`_rep`, a row per slot: key (``column << 20 | nonterminal``), answer."""
+    return np.full((size, 2), EMPTY_KEY, np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
-def _rehash_views(vt_hash, vt_col, vt_x, new_hash, new_col, new_x):  # type: ignore[no-untyped-def]
-    mask = new_hash.shape[0] - 1
-    for i in range(vt_col.shape[0]):
-        if vt_col[i] >= 0:
-            j = vt_hash[i] & mask
-            while new_col[j] != -1:
+def _rehash_views(vt, new):  # type: ignore[no-untyped-def]
+    mask = new.shape[0] - 1
+    for i in range(vt.shape[0]):
+        if vt[i, 1] >= 0:
+            j = vt[i, 0] & mask
+            while new[j, 1] != -1:
                 j = (j + 1) & mask
-            new_hash[j] = vt_hash[i]
-            new_x[j] = vt_x[i]
-            new_col[j] = vt_col[i]
+            new[j] = vt[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash_reps(rt, new):  # type: ignore[no-untyped-def]
+    mask = new.shape[0] - 1
+    for i in range(rt.shape[0]):
+        if rt[i, 0] != EMPTY_KEY:
+            j = _slot(rt[i, 0], mask)
+            while new[j, 0] != EMPTY_KEY:
+                j = (j + 1) & mask
+            new[j] = rt[i]
 
 
 def _left_corner_reach(succ: list[list[int]]) -> npt.NDArray[np.uint64]:

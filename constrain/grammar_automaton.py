@@ -35,7 +35,7 @@ from constrain.fsm import (
     state_language_key,
     state_prefix_key,
 )
-from constrain.grammar_tables import GrammarTables
+from constrain.grammar_tables import GrammarTables, follow_bytes
 from constrain.grammar_walk import (
     MAX_MISSES,
     REFRESH,
@@ -378,6 +378,9 @@ class GrammarAutomaton(TokenAutomaton):
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], _CrossEntry] = {}
+        self._all_follow = np.ones((tables.n_terms + 1, 256), np.bool_)  # no follow check (see _cross_mask)
+        self._follow: npt.NDArray[np.bool_] | None = None
+        self._follow_key: list[bytes] = []
         self._lexeme_of: dict[int, tuple[LexKey, Lexeme]] = {}  # global lexer state -> see _lexeme
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
@@ -737,27 +740,47 @@ class GrammarAutomaton(TokenAutomaton):
         hit = self._cross.get(key)
         if hit is not None:
             return hit
-        shared_key = (self._lexeme(g)[0], self._eid_content[e])
+        shared_key: Any = (self._lexeme(g)[0], self._eid_content[e])
         shared = self.shared.cross(shared_key)
         if shared is None:
-            mask, nodes, states = self._compute_cross(g, e)
-            if mask is not None:
-                mask = mask | self._inside(g)
-                mask.setflags(write=False)
-            pos = [self._eid_terms[e][t] for t in self._gterm[states].tolist()]
-            distinct = sorted(set(pos))  # a few terminals: in Python, not np.unique
-            index = {p: i for i, p in enumerate(distinct)}
-            trie = self.trie
-            shared = SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
-                                 trie.node_depth[nodes].astype(np.int64), nodes + 1,
-                                 trie.subtree_end[nodes].astype(np.int64))
+            shared = self._shared_cross(g, e, self._all_follow)
             self.shared.put_cross(shared_key, shared)
+        if shared.mask is None:
+            # second boundaries everywhere (an identifier may end at any letter): keep only those below which
+            # a byte may start a lexeme after the terminal (in this grammar: the key says what may follow)
+            follow = self._follow_ok()
+            shared_key = (shared_key, tuple(self._follow_key[t] for t in self._eid_order[e].tolist()))
+            filtered = self.shared.cross(shared_key)
+            if filtered is None:
+                filtered = self._shared_cross(g, e, follow)
+                self.shared.put_cross(shared_key, filtered)
+            shared = filtered
         result = _CrossEntry(shared, self._eid_order[e][shared.term_pos].tolist())
         with self._write:
             self._cross[key] = result
         return result
 
-    def _compute_cross(self, g: int, e: int) -> tuple[U32 | None, I64, I64]:
+    def _follow_ok(self) -> npt.NDArray[np.bool_]:
+        """:func:`grammar_tables.follow_bytes`, computed on first need, and each terminal's row as bytes."""
+        if self._follow is None:
+            follow = follow_bytes(self.tables)
+            self._follow_key = [np.packbits(row).tobytes() for row in follow]
+            self._follow = follow
+        return self._follow
+
+    def _shared_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
+        mask, nodes, states = self._compute_cross(g, e, follow_ok)
+        if mask is not None:
+            mask = mask | self._inside(g)
+            mask.setflags(write=False)
+        pos = [self._eid_terms[e][t] for t in self._gterm[states].tolist()]
+        distinct = sorted(set(pos))  # a few terminals: in Python, not np.unique
+        index = {p: i for i, p in enumerate(distinct)}
+        trie = self.trie
+        return SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
+                           trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64))
+
+    def _compute_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> tuple[U32 | None, I64, I64]:
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes = np.empty(1 << 16, np.int64)
@@ -768,15 +791,15 @@ class GrammarAutomaton(TokenAutomaton):
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
             n = cross_below(lex.boundaries, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
-                            self._gterm, self._tignore, trie.max_depth, 2 * lex.visited + 1000, out, nodes, states,
-                            visited)
+                            self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000, out,
+                            nodes, states, visited)
             visited[0] += lex.visited
         if n == -2:
             out[:] = 0
             visited[0] = 0
             n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
-                           trie.max_depth, out, nodes, states, visited)
+                           follow_ok, trie.max_depth, out, nodes, states, visited)
         second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
         if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking

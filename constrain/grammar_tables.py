@@ -239,3 +239,59 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         rule_start=rule_start, dotted_next=dotted_next, dotted_lhs=dotted_lhs, nullable=nullable,
         rules_of=rules_of, start_symbol=n_terms,
     )
+
+
+def follow_bytes(tables: GrammarTables) -> npt.NDArray[np.bool_]:
+    """``[t, b]``: whether some lexeme may start with byte ``b`` right after terminal ``t``'s: the first bytes
+    of the terminals that follow ``t`` in some sentential form (FOLLOW), and of the ignored ones. A lexeme
+    of ``t`` ending inside a token before any other byte has no continuation (the eps row is all True)."""
+    n_terms = tables.n_terms
+    start = tables.term_offset[:n_terms].astype(np.int64)
+    first_bytes = tables.global_trans[start] >= 0  # [t, b]: t's lexeme may start with b
+    rules = []
+    for r in range(len(tables.rule_start) - 1):
+        lo, hi = int(tables.rule_start[r]), int(tables.rule_start[r + 1]) - 1
+        rules.append((int(tables.dotted_lhs[lo]) - n_terms, tables.dotted_next[lo:hi].tolist()))
+    nullable = tables.nullable.tolist()
+    n_nt = len(nullable)
+    # FIRST of each nonterminal and FOLLOW of each symbol, as bit sets over terminals (Python ints)
+    first = [0] * n_nt
+    changed = True
+    while changed:
+        changed = False
+        for lhs, syms in rules:
+            acc = first[lhs]
+            for s in syms:
+                if s < n_terms:
+                    acc |= 1 << s
+                    break
+                acc |= first[s - n_terms]
+                if not nullable[s - n_terms]:
+                    break
+            if acc != first[lhs]:
+                first[lhs] = acc
+                changed = True
+    follow_nt = [0] * n_nt
+    follow_t = [0] * n_terms
+    changed = True
+    while changed:
+        changed = False
+        for lhs, syms in rules:
+            trailer = follow_nt[lhs]
+            for s in reversed(syms):
+                if s < n_terms:
+                    follow_t[s] |= trailer
+                    trailer = 1 << s
+                else:
+                    x = s - n_terms
+                    if follow_nt[x] | trailer != follow_nt[x]:
+                        follow_nt[x] |= trailer
+                        changed = True
+                    trailer = trailer | first[x] if nullable[x] else first[x]
+    ignored = first_bytes[tables.term_ignore[:n_terms]].any(axis=0)
+    out = np.ones((n_terms + 1, 256), np.bool_)
+    for t in range(n_terms):
+        bits = follow_t[t]
+        members = [u for u in range(n_terms) if bits >> u & 1]
+        out[t] = first_bytes[members].any(axis=0) | ignored if members else ignored
+    return out

@@ -368,9 +368,21 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
     return True
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _goes_on(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-untyped-def]
+    """Whether some child of trie node ``i`` has a byte that may start a lexeme after terminal ``t``'s."""
+    j = i + 1
+    end = subtree_end[i]
+    while j < end:
+        if follow_ok[t, node_byte[j]]:
+            return True
+        j = subtree_end[j]
+    return False
+
+
 @numba.njit(cache=True, nogil=True)
 def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
-               gacc, gterm, tignore, max_depth, out, second_nodes, second_states,
+               gacc, gterm, tignore, follow_ok, max_depth, out, second_nodes, second_states,
                visited):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
@@ -378,8 +390,9 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     ignored terminals). Sets in ``out`` the tokens whose rest stays inside next lexemes; an ignored
     lexeme (whitespace) ending there spawns set ``e`` again, since it leaves the parser where it was.
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
-    boundary), records (trie node, lexer state) for the caller, which needs the parser to continue.
-    Returns the number of such records, or -1 on overflow; ``visited[0]`` counts the trie nodes walked
+    boundary), records (trie node, lexer state) for the caller, which needs the parser to continue, unless
+    no byte below the node may start a lexeme after that terminal (``follow_ok[terminal]``; all True: no
+    such check). Returns the number of such records, or -1 on overflow; ``visited[0]`` counts the trie nodes walked
     (about what an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
     ns = 0
@@ -440,7 +453,8 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
             if subtree_end[i] > i + 1:
                 for k in range(c):
                     q = nxt[d, k]
-                    if gacc[q] and not tignore[gterm[q]]:
+                    if (gacc[q] and not tignore[gterm[q]]
+                            and _goes_on(i, follow_ok, gterm[q], node_byte, subtree_end)):
                         if n_second >= second_nodes.shape[0]:
                             return -1
                         second_nodes[n_second] = i
@@ -493,7 +507,7 @@ def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start
 
 @numba.njit(cache=True, nogil=True)
 def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                gtrans, gacc, gterm, tignore, max_depth, budget, out, second_nodes, second_states,
+                gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, out, second_nodes, second_states,
                 visited):  # type: ignore[no-untyped-def]
     """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`): below each boundary node only
     the next lexemes (expected set ``e``) are walked, not the lexeme itself again. Returns the number of
@@ -560,7 +574,8 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
             if subtree_end[i] > i + 1:
                 for k in range(c):
                     q = nxt[d, k]
-                    if gacc[q] and not tignore[gterm[q]]:
+                    if (gacc[q] and not tignore[gterm[q]]
+                            and _goes_on(i, follow_ok, gterm[q], node_byte, subtree_end)):
                         if n_second >= second_nodes.shape[0]:
                             return -1
                         second_nodes[n_second] = i

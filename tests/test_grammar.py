@@ -521,3 +521,29 @@ def test_origin_representatives_do_not_change_the_parse(bodies: list[list[list[s
                 assert canonical.expected(a) == raw.expected(b), seq
             else:
                 assert canonical.accepting(a) == raw.accepting(b), seq
+
+
+def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> None:
+    """Where a lexeme ends inside tokens at nearly every trie node (our SQL grammar: after the space of
+    ``" name"``, the identifier may end at any letter), the crossing masks keep only the nodes below which a
+    byte may start a lexeme that can follow that terminal (``grammar_tables.follow_bytes``) instead of
+    walking those threads exactly. The masks equal advancing every token of the vocabulary."""
+    from constrain import grammars
+
+    comp = compiler("smollm2")
+    c = comp.lark(grammars.load("sql"))
+    tok = comp.tokenizer
+    ids = tok.encode("SELECT name , count(*) FROM  singer WHERE age > 20 ORDER BY name", add_special_tokens=False)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    checked = 0
+    for k, t in enumerate(ids):
+        if k in (1, 4, 9, 12):  # after "SELECT", inside the select list, after "FROM", after "WHERE age"
+            m.fill_bitmask(bm, 0)
+            allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist())
+            expected = {u for u in range(c.vocab_size) if u not in c.vocab.eos_token_ids and m.allows(u)}
+            assert allowed - set(c.vocab.eos_token_ids) == expected, tok.decode(ids[:k])
+            checked += 1
+        assert m.advance(t)
+    assert checked == 4
+    assert c.automaton._follow is not None  # the filtered crossings were used

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -246,52 +247,62 @@ def follow_bytes(tables: GrammarTables) -> npt.NDArray[np.bool_]:
     of the terminals that follow ``t`` in some sentential form (FOLLOW), and of the ignored ones. A lexeme
     of ``t`` ending inside a token before any other byte has no continuation (the eps row is all True)."""
     n_terms = tables.n_terms
-    start = tables.term_offset[:n_terms].astype(np.int64)
-    first_bytes = tables.global_trans[start] >= 0  # [t, b]: t's lexeme may start with b
-    rules = []
-    for r in range(len(tables.rule_start) - 1):
-        lo, hi = int(tables.rule_start[r]), int(tables.rule_start[r + 1]) - 1
-        rules.append((int(tables.dotted_lhs[lo]) - n_terms, tables.dotted_next[lo:hi].tolist()))
-    nullable = tables.nullable.tolist()
-    n_nt = len(nullable)
-    # FIRST of each nonterminal and FOLLOW of each symbol, as bit sets over terminals (Python ints)
-    first = [0] * n_nt
-    changed = True
-    while changed:
-        changed = False
-        for lhs, syms in rules:
-            acc = first[lhs]
-            for s in syms:
-                if s < n_terms:
-                    acc |= 1 << s
-                    break
-                acc |= first[s - n_terms]
-                if not nullable[s - n_terms]:
-                    break
-            if acc != first[lhs]:
-                first[lhs] = acc
-                changed = True
-    follow_nt = [0] * n_nt
-    follow_t = [0] * n_terms
-    changed = True
-    while changed:
-        changed = False
-        for lhs, syms in rules:
-            trailer = follow_nt[lhs]
-            for s in reversed(syms):
-                if s < n_terms:
-                    follow_t[s] |= trailer
-                    trailer = 1 << s
-                else:
-                    x = s - n_terms
-                    if follow_nt[x] | trailer != follow_nt[x]:
-                        follow_nt[x] |= trailer
-                        changed = True
-                    trailer = trailer | first[x] if nullable[x] else first[x]
-    ignored = first_bytes[tables.term_ignore[:n_terms]].any(axis=0)
+    first = tables.global_trans[tables.term_offset[:n_terms].astype(np.int64)] >= 0  # [t, b]
+    words = np.packbits(first, axis=1, bitorder="little").view(np.uint64).reshape(n_terms, 4)
+    ignored = np.packbits(first[tables.term_ignore[:n_terms]].any(axis=0), bitorder="little").view(np.uint64)
+    follow = _follow_words(tables.rule_start.astype(np.int64), tables.dotted_next.astype(np.int64),
+                           tables.dotted_lhs.astype(np.int64), tables.nullable, n_terms,
+                           np.ascontiguousarray(words), ignored.copy())
     out = np.ones((n_terms + 1, 256), np.bool_)
-    for t in range(n_terms):
-        bits = follow_t[t]
-        members = [u for u in range(n_terms) if bits >> u & 1]
-        out[t] = first_bytes[members].any(axis=0) | ignored if members else ignored
+    out[:n_terms] = np.unpackbits(follow.view(np.uint8).reshape(n_terms, 32), axis=1, bitorder="little").astype(bool)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _follow_words(rule_start, dnext, dlhs, nullable, n_terms, tfirst, ignored):  # type: ignore[no-untyped-def]
+    """FIRST and FOLLOW as sets of first bytes (four 64-bit words each), to a fixpoint over the rules;
+    returns each terminal's FOLLOW bytes with the ignored terminals' first bytes."""
+    n_nt = nullable.shape[0]
+    first = np.zeros((n_nt, 4), np.uint64)
+    changed = True
+    while changed:
+        changed = False
+        for r in range(rule_start.shape[0] - 1):
+            a = dlhs[rule_start[r]] - n_terms
+            for k in range(rule_start[r], rule_start[r + 1] - 1):
+                s = dnext[k]
+                for w in range(4):
+                    v = first[a, w] | (tfirst[s, w] if s < n_terms else first[s - n_terms, w])
+                    if v != first[a, w]:
+                        first[a, w] = v
+                        changed = True
+                if s < n_terms or not nullable[s - n_terms]:
+                    break
+    follow_nt = np.zeros((n_nt, 4), np.uint64)
+    follow_t = np.zeros((n_terms, 4), np.uint64)
+    trailer = np.zeros(4, np.uint64)
+    changed = True
+    while changed:
+        changed = False
+        for r in range(rule_start.shape[0] - 1):
+            a = dlhs[rule_start[r]] - n_terms
+            for w in range(4):
+                trailer[w] = follow_nt[a, w]
+            for k in range(rule_start[r + 1] - 2, rule_start[r] - 1, -1):
+                s = dnext[k]
+                if s < n_terms:
+                    for w in range(4):
+                        follow_t[s, w] |= trailer[w]
+                        trailer[w] = tfirst[s, w]
+                    continue
+                x = s - n_terms
+                for w in range(4):
+                    v = follow_nt[x, w] | trailer[w]
+                    if v != follow_nt[x, w]:
+                        follow_nt[x, w] = v
+                        changed = True
+                    trailer[w] = (trailer[w] | first[x, w]) if nullable[x] else first[x, w]
+    for t in range(n_terms):
+        for w in range(4):
+            follow_t[t, w] |= ignored[w]
+    return follow_t

@@ -806,9 +806,10 @@ class GrammarAutomaton(TokenAutomaton):
             # below each costs more than one exact walk of the thread
             return None, nodes[:0], states[:0]
         out.setflags(write=False)
-        if n > 1:  # nested boundaries may record a (node, state) twice
-            pairs = np.unique(np.stack([nodes[:n], states[:n]], axis=1), axis=0)
-            return out, pairs[:, 0].copy(), pairs[:, 1].copy()
+        if n > 1:  # nested boundaries may record a (node, state) twice: one sort of (node, state) keys
+            width = np.int64(self._gtrans.shape[0])
+            pairs = np.unique(nodes[:n] * width + states[:n])
+            return out, pairs // width, pairs % width
         return out, nodes[:n].copy(), states[:n].copy()
 
 

@@ -121,6 +121,9 @@ _N_COLS, _N_ITEMS, _N_NTS, _N_EIDS, _N_ETERMS, _N_MEMO, _N_CTAB, _N_ETAB, _N_VIE
  _NEED_REPS) = range(10)
 MAX_CANON_NONTERMINALS = 4096
 """Grammars with more nonterminals keep raw origins (the left-corner matrix grows with the square)."""
+MAX_CANON_ROWS = 1 << 22
+"""The tables of origin representatives stop growing here (at most 160 MB); past three quarters full, new
+items keep their raw origins (see :func:`_rep`)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -466,10 +469,10 @@ def step1(P, a, b, pkeys, pvals):  # type: ignore[no-untyped-def]
     if 2 * (cnt[_N_MEMO] + 1) > pkeys.shape[0]:
         need[_NEED_MEMO] = 4 * (cnt[_N_MEMO] + 1)
         return _NEED_ROOM
-    if 2 * (cnt[_N_VIEWS] + 1) > vt.shape[0]:
+    if 2 * (cnt[_N_VIEWS] + 1) > vt.shape[0] and vt.shape[0] < MAX_CANON_ROWS:
         need[_NEED_VIEWS] = 4 * (cnt[_N_VIEWS] + 1)
         return _NEED_ROOM
-    if 2 * (cnt[_N_REPS] + 1) > rt.shape[0]:
+    if 2 * (cnt[_N_REPS] + 1) > rt.shape[0] and rt.shape[0] < MAX_CANON_ROWS:
         need[_NEED_REPS] = 4 * (cnt[_N_REPS] + 1)
         return _NEED_ROOM
     canon = (reach, rt, cnt, vt)
@@ -676,11 +679,11 @@ class EarleyParser:
         if need[_NEED_ETAB]:
             self._etab = _rehash_ids(self._etab, self.eset_hash, _pow2(need[_NEED_ETAB]))
         if need[_NEED_VIEWS]:
-            vt = _view_table(_pow2(need[_NEED_VIEWS]))
+            vt = _view_table(min(_pow2(need[_NEED_VIEWS]), MAX_CANON_ROWS))
             _rehash_views(self._vt, vt)
             self._vt = vt
         if need[_NEED_REPS]:
-            rt = _rep_table(_pow2(need[_NEED_REPS]))
+            rt = _rep_table(min(_pow2(need[_NEED_REPS]), MAX_CANON_ROWS))
             _rehash_reps(self._rt, rt)
             self._rt = rt
         size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)

@@ -265,6 +265,14 @@ def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
     numbered in breadth-first, byte order is the language's canonical automaton, so equal languages
     (from any DFAs) hash equal. Length-bounded strings share their tails this way: "at most 7 more
     characters" is one state whether the bound was 10 or 50."""
+    h1, h2, _ = bounded_language_key(trans, accepting, start, trans.shape[0])
+    return h1, h2
+
+
+@numba.njit(cache=True, nogil=True)
+def bounded_language_key(trans, accepting, start, cap):  # type: ignore[no-untyped-def]
+    """:func:`state_language_key` and how many states ``start`` reaches, or ``cap + 1`` (and no key) once
+    it reaches more than ``cap``: one breadth-first pass where the caller would count, then hash."""
     ids = np.full(trans.shape[0], -1, np.int64)
     order = np.empty(trans.shape[0], np.int64)
     ids[start] = 0
@@ -287,6 +295,8 @@ def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
             if t < 0:
                 continue
             if ids[t] < 0:
+                if n >= cap:
+                    return np.int64(0), np.int64(0), cap + 1
                 ids[t] = n
                 order[n] = t
                 n += 1
@@ -295,30 +305,7 @@ def state_language_key(trans, accepting, start):  # type: ignore[no-untyped-def]
             h1 ^= h1 >> np.uint64(31)
             h2 = (h2 + v) * m2
             h2 ^= h2 >> np.uint64(29)
-    return np.int64(h1 >> np.uint64(1)), np.int64(h2 >> np.uint64(1))
-
-
-@numba.njit(cache=True, nogil=True)
-def reachable_states(trans, start, cap):  # type: ignore[no-untyped-def]
-    """How many states ``start`` reaches (itself included), counted up to ``cap``: in a minimal DFA, the
-    size of its language's minimal automaton."""
-    seen = np.zeros(trans.shape[0], np.bool_)
-    stack = np.empty(trans.shape[0], np.int64)
-    seen[start] = True
-    stack[0] = start
-    top = 1
-    n = 1
-    while top > 0 and n <= cap:
-        top -= 1
-        s = stack[top]
-        for b in range(256):
-            t = trans[s, b]
-            if t >= 0 and not seen[t]:
-                seen[t] = True
-                stack[top] = t
-                top += 1
-                n += 1
-    return n
+    return np.int64(h1 >> np.uint64(1)), np.int64(h2 >> np.uint64(1)), n
 
 
 @numba.njit(cache=True, nogil=True)

@@ -29,9 +29,9 @@ from constrain.earley import UNKNOWN, EarleyParser, _grown
 from constrain.errors import LimitError
 from constrain.fsm import (
     ByteDFA,
+    bounded_language_key,
     joint_classes,
     length_classes,
-    reachable_states,
     state_language_key,
     state_prefix_key,
 )
@@ -299,8 +299,8 @@ def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int
     """See :data:`LexKey`. Terminal DFAs are minimal, so how many states ``state`` reaches is a property of
     its language: languages of up to ``_WHOLE_KEY_STATES`` states take the whole-language hash (cheaper
     than the cut one unless the automaton is a long counter), the same from any DFA."""
-    if reachable_states(trans, state, _WHOLE_KEY_STATES) <= _WHOLE_KEY_STATES:
-        h1, h2 = state_language_key(trans, accepting, state)
+    h1, h2, n = bounded_language_key(trans, accepting, state, _WHOLE_KEY_STATES)
+    if n <= _WHOLE_KEY_STATES:
         return (0, int(h1), int(h2))
     h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
     if not ok:

@@ -49,3 +49,14 @@ def walk(compiled: Any, ids: list[int]) -> tuple[bool, int]:
     if eos:
         assert mask_allows(m, eos[0]) == m.accepting, "EOS bit must be set exactly when accepting"
     return m.accepting, len(ids)
+
+
+def lark_accepts(parser: Any, text: str) -> bool:
+    """Whether a ``lark.Lark`` parser parses ``text`` (the reference the engine is checked against)."""
+    import lark
+
+    try:
+        parser.parse(text)
+    except lark.exceptions.LarkError:
+        return False
+    return True

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import DATA, compiler
-from helpers import random_tokenization, walk
+from helpers import lark_accepts, random_tokenization, walk
 
 from constrain.errors import ConstraintError
 from constrain.gbnf import gbnf_to_grammar
@@ -56,16 +56,6 @@ def _import_folder(path: Path) -> Path:
     for sibling in path.parent.glob(prefix + "*.lark"):
         (folder / sibling.name[len(prefix):]).symlink_to(sibling)
     return folder
-
-
-def _lark_accepts(ref: Any, s: str) -> bool:
-    import lark
-
-    try:
-        ref.parse(s)
-        return True
-    except lark.exceptions.LarkError:
-        return False
 
 
 def _mutate(s: str, rng: random.Random) -> str:
@@ -110,12 +100,12 @@ def _check_grammar(kind: str, path: Path, n_samples: int, n_mutations: int, n_wa
     ref = _reference(ref_text, _import_folder(path) if kind == "lark" else None)
     short = [s for s in strings if len(s) <= 80][:n_mutations]
     for s in short:
-        assert _lark_accepts(ref, s), f"{path.name}: lark rejects sampled {s!r}"
+        assert lark_accepts(ref, s), f"{path.name}: lark rejects sampled {s!r}"
         for _ in range(2):
             bad = _mutate(s, rng)
             if not all(comp.vocab.byte_alphabet[b] for b in bad.encode()):
                 continue
-            expected = _lark_accepts(ref, bad)
+            expected = lark_accepts(ref, bad)
             got = compiled.matcher().accepts_text(bad)
             assert got == expected, f"{path.name}: {bad!r}: engine {got}, lark {expected}"
 
@@ -222,4 +212,4 @@ def test_lark_labelled_cases_follow_lark(case: dict[str, Any]) -> None:
     for s in case.get("accept", []) + case.get("reject", []) + case.get("reject_prefix_only", []):
         if not all(comp.vocab.byte_alphabet[b] for b in s.encode()):
             continue
-        assert c.matcher().accepts_text(s) == _lark_accepts(ref, s), s
+        assert c.matcher().accepts_text(s) == lark_accepts(ref, s), s

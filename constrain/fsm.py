@@ -188,6 +188,17 @@ class ByteDFA:
             raise LimitError(f"intersection too large: more than {MAX_DFA_STATES} DFA states")
         return trim_and_minimize(trans, acc)
 
+    def difference(self, other: ByteDFA) -> ByteDFA:
+        """The DFA of strings in this language and not in ``other``: the product with ``other`` completed by
+        a sink and with acceptance flipped (its complement, left unminimised: the product is minimised)."""
+        n = other.n_states
+        if self.n_states == 0 or n == 0:
+            return self
+        trans = np.where(other.trans >= 0, other.trans, n).astype(np.int32)
+        trans = np.concatenate([trans, np.full((1, 256), n, np.int32)])
+        accepting = np.concatenate([~other.accepting, np.ones(1, np.bool_)])
+        return self.intersect(ByteDFA(trans, accepting))
+
     def union(self, other: ByteDFA, limit: int = MAX_DFA_STATES) -> ByteDFA:
         """The DFA of strings in either language (product over reachable pairs, a missing side is dead)."""
         if self.n_states == 0:
@@ -219,13 +230,11 @@ def _trim_minimize_bytes(trans, accepting):  # type: ignore[no-untyped-def]
     has about ten), then back to bytes. Classes are numbered by their smallest byte, so the breadth-first
     numbering of the result is the one a byte-level minimisation gives."""
     n = trans.shape[0]
-    col_hash = np.empty(256, np.uint64)
-    for b in range(256):
-        h = np.uint64(0x9E3779B97F4A7C15)
-        for s in range(n):
-            h = (h ^ np.uint64(trans[s, b] + 2)) * np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(31)
-        col_hash[b] = h
+    col_hash = np.full(256, np.uint64(0x9E3779B97F4A7C15))
+    for s in range(n):  # row by row: 256 independent hash chains, in memory order
+        for b in range(256):
+            h = (col_hash[b] ^ np.uint64(trans[s, b] + 2)) * np.uint64(0xFF51AFD7ED558CCD)
+            col_hash[b] = h ^ (h >> np.uint64(31))
     class_of = np.empty(256, np.int64)
     rep = np.empty(256, np.int64)  # the smallest byte of each class
     k = 0
@@ -769,7 +778,15 @@ def _trim_minimize(trans, accepting):  # type: ignore[no-untyped-def]
             nt = _mark(q, b_elems, b_loc, b_sidx, b_first, b_marked, b_touched, nt)
     nb = _split(nb, b_elems, b_sidx, b_first, b_past, b_marked, b_touched, nt)
     # cord partition of transitions, by label
-    c_elems = np.argsort(label, kind="mergesort")
+    c_elems = np.empty(m, np.int64)  # transitions by label, stably (a counting sort: labels < width)
+    label_start = np.zeros(width + 1, np.int64)
+    for t in range(m):
+        label_start[label[t] + 1] += 1
+    for x in range(width):
+        label_start[x + 1] += label_start[x]
+    for t in range(m):
+        c_elems[label_start[label[t]]] = t
+        label_start[label[t]] += 1
     c_loc = np.empty(m, np.int64)
     c_sidx = np.zeros(m, np.int64)
     c_first = np.zeros(m + 1, np.int64)

@@ -894,17 +894,6 @@ def multiple_of_dfa(q: Decimal) -> ByteDFA:
 
 
 # ================================================================ DFA Boolean operations
-def dfa_complement(d: ByteDFA) -> ByteDFA:
-    """Every byte string not in ``d`` (over all 256 byte values; intersect with a universe afterwards)."""
-    n = d.n_states
-    trans = np.full((n + 1, 256), n, np.int32)
-    if n:
-        trans[:n] = np.where(d.trans >= 0, d.trans, n)
-    acc = np.ones(n + 1, bool)
-    acc[:n] = ~d.accepting
-    return trim_and_minimize(trans, acc)
-
-
 def dfa_union(a: ByteDFA, b: ByteDFA) -> ByteDFA:
     """Strings in either language."""
     if a.is_empty:
@@ -1375,7 +1364,7 @@ def to_dfa(x: Lang) -> ByteDFA:
             out = dfa_union(out, d)
         return out
     universe = to_dfa(top("str")) if x.kind == "str" else compile_node(_plain())
-    return universe.intersect(dfa_complement(to_dfa(x.args[0])))
+    return universe.difference(to_dfa(x.args[0]))
 
 
 def _longest_bytes(dfa: ByteDFA) -> int | None:
@@ -1430,7 +1419,6 @@ __all__ = [
     "atom",
     "bottom",
     "contains",
-    "dfa_complement",
     "dfa_union",
     "encode",
     "is_empty",

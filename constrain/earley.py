@@ -597,52 +597,17 @@ class EarleyParser:
     # ------------------------------------------------------------------ precomputation
     def _closures(self) -> None:
         """Per nonterminal: dotted rules predicted from it (with nullable advances), sorted by the symbol
-        after their dot (``cl_*``), and the terminals they expect (``ce_*``)."""
-        t = self.t
-        n_nt = self._n_nt
-        dnext = self._dnext.tolist()
-        nullable = self._nullable.tolist()
-        nt0 = self.n_terms
-        direct: list[set[int]] = []
-        for i in range(n_nt):
-            items: set[int] = set()
-            stack = [int(t.rule_start[r]) for r in t.rules_of[i]]
-            while stack:
-                d = stack.pop()
-                if d in items:
-                    continue
-                items.add(d)
-                sym = dnext[d]
-                if sym >= nt0 and nullable[sym - nt0]:
-                    stack.append(d + 1)
-            direct.append(items)
-        # close over predicted nonterminals: each nonterminal's closure is the union of the direct sets of
-        # the nonterminals it reaches through predictions. Item sets are Python ints over item ranks, ranked
-        # by (symbol after the dot, item), so reading a closure's bits in order lists it sorted; closures are
-        # unions over the strongly connected components of the prediction graph, in reverse topological order.
-        succ = [sorted({dnext[d] - nt0 for d in s if dnext[d] >= nt0}) for s in direct]
-        ranked = sorted(set().union(*direct), key=lambda d: (dnext[d], d))
-        rank = {d: r for r, d in enumerate(ranked)}
-        bits = [sum(1 << rank[d] for d in s) for s in direct]
-        closure = _union_over_reach(succ, bits)
-        self._reach = _left_corner_reach(succ)
-        # all closures as one bit matrix (row: nonterminal, column: item rank): rows in order, ranks ascending
-        width = max(1, (len(ranked) + 7) // 8)
-        matrix = np.frombuffer(b"".join(x.to_bytes(width, "little") for x in closure), np.uint8)
-        rows, ranks = np.nonzero(np.unpackbits(matrix.reshape(n_nt, width), axis=1, bitorder="little"))
-        cl_item = np.array(ranked, np.int64)[ranks] if len(ranks) else np.zeros(0, np.int64)
-        cl_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_nt))])
-        # expected terminals: (nonterminal, terminal) pairs, sorted and deduplicated
-        syms = self._dnext[cl_item]
-        term = (syms >= 0) & (syms < nt0)
-        pairs = np.unique(rows[term].astype(np.int64) * nt0 + syms[term])
-        ce_terms = pairs % max(nt0, 1)
-        ce_start = np.concatenate([[0], np.cumsum(np.bincount(pairs // max(nt0, 1), minlength=n_nt))])
-        self._cl_start = cl_start.astype(np.int64)
-        self._cl_item = cl_item.astype(np.int64)
-        self._cl_sym = self._dnext[self._cl_item]
-        self._ce_start = ce_start.astype(np.int64)
-        self._ce_terms = ce_terms.astype(np.int64)
+        after their dot (``cl_*``), the terminals they expect (``ce_*``), and the left-corner reach that
+        canonical origins use (see :func:`_closure_tables`)."""
+        cl_start, cl_item, ce_start, ce_terms, reach = _closure_tables(
+            self.t.rule_start.astype(np.int64), self._dnext, self._dlhs, self._nullable, self.n_terms,
+            self._n_nt <= MAX_CANON_NONTERMINALS)
+        self._cl_start = cl_start
+        self._cl_item = cl_item
+        self._cl_sym = self._dnext[cl_item]
+        self._ce_start = ce_start
+        self._ce_terms = ce_terms
+        self._reach = reach
 
     # ------------------------------------------------------------------ columns
     def _intern_args(self) -> tuple[object, ...]:
@@ -769,61 +734,147 @@ class EarleyParser:
         return self.accepting(c)
 
 
-def _union_over_reach(succ: list[list[int]], bits: list[int]) -> list[int]:
-    """For each node, the OR of ``bits`` over the nodes it reaches (itself included): Tarjan's strongly
-    connected components, each component's union computed once, successors first."""
-    n = len(succ)
-    index = [-1] * n
-    low = [0] * n
-    on_stack = [False] * n
-    stack: list[int] = []
-    comp = [-1] * n
-    comp_bits: list[int] = []
-    counter = 0
-    for root in range(n):
-        if index[root] >= 0:
+@numba.njit(cache=True, nogil=True)
+def _closure_tables(rule_start, dnext, dlhs, nullable, nt0, with_reach):  # type: ignore[no-untyped-def]
+    """Per nonterminal, the dotted rules a prediction of it adds (its own rules' starts, advanced over
+    nullable symbols, and those of every nonterminal they predict in turn), sorted by (symbol after the
+    dot, dotted rule): ``cl_start``/``cl_item``; the terminals those expect, ascending: ``ce_start``/
+    ``ce_terms``; and, if ``with_reach``, the left-corner reach as bits (row ``y``: the nonterminals a
+    prediction from ``y`` reaches, ``y`` included; else no rows). Closures are least fixpoints, iterated in
+    depth-first postorder of the prediction graph (one pass and a check, unless it has cycles)."""
+    n_nt = nullable.shape[0]
+    n_rules = rule_start.shape[0] - 1
+    n_items = dnext.shape[0]
+    # each rule's start, advanced over nullable symbols: the items its left-hand side predicts directly
+    in_direct = np.zeros(n_items, np.bool_)
+    for r in range(n_rules):
+        d = rule_start[r]
+        in_direct[d] = True
+        while dnext[d] >= nt0 and nullable[dnext[d] - nt0]:
+            d += 1
+            in_direct[d] = True
+    # rank items by (symbol after the dot, item): a counting sort on the symbol, items ascending within
+    n_sym = nt0 + n_nt + 1
+    sym_start = np.zeros(n_sym + 1, np.int64)
+    for d in range(n_items):
+        if in_direct[d]:
+            sym_start[dnext[d] + 2] += 1
+    for x in range(n_sym):
+        sym_start[x + 1] += sym_start[x]
+    n_ranked = sym_start[n_sym]
+    ranked = np.empty(n_ranked, np.int64)
+    rank = np.full(n_items, -1, np.int64)
+    for d in range(n_items):
+        if in_direct[d]:
+            k = sym_start[dnext[d] + 1]
+            sym_start[dnext[d] + 1] += 1
+            ranked[k] = d
+            rank[d] = k
+    words = max(1, (n_ranked + 63) // 64)
+    bits = np.zeros((n_nt, words), np.uint64)
+    reach_words = (n_nt + 63) // 64 if with_reach else 1
+    reach = np.zeros((n_nt if with_reach else 0, reach_words), np.uint64)
+    # prediction edges: nonterminal -> the nonterminals after the dots of its direct items
+    edge_start = np.zeros(n_nt + 1, np.int64)
+    for d in range(n_items):
+        if in_direct[d] and dnext[d] >= nt0:
+            edge_start[dlhs[d] - nt0 + 1] += 1
+    for i in range(n_nt):
+        edge_start[i + 1] += edge_start[i]
+    edges = np.empty(edge_start[n_nt], np.int64)
+    fill = edge_start[:n_nt].copy()
+    for d in range(n_items):
+        if in_direct[d]:
+            i = dlhs[d] - nt0
+            k = rank[d]
+            bits[i, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+            if dnext[d] >= nt0:
+                edges[fill[i]] = dnext[d] - nt0
+                fill[i] += 1
+    if with_reach:
+        for i in range(n_nt):
+            reach[i, i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    # depth-first postorder over the prediction edges
+    order = np.empty(n_nt, np.int64)
+    n_order = 0
+    seen = np.zeros(n_nt, np.bool_)
+    stack = np.empty(n_nt, np.int64)
+    pos = np.empty(n_nt, np.int64)
+    for root in range(n_nt):
+        if seen[root]:
             continue
-        work = [(root, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack[v] = True
-            recurse = False
-            while i < len(succ[v]):
-                w = succ[v][i]
-                i += 1
-                if index[w] < 0:
-                    work.append((v, i))
-                    work.append((w, 0))
-                    recurse = True
-                    break
-                if on_stack[w]:
-                    low[v] = min(low[v], index[w])
-            if recurse:
-                continue
-            if low[v] == index[v]:  # v roots a component; its successors' components are done
-                members = []
-                while True:
-                    w = stack.pop()
-                    on_stack[w] = False
-                    comp[w] = len(comp_bits)
-                    members.append(w)
-                    if w == v:
-                        break
-                x = 0
-                for w in members:
-                    x |= bits[w]
-                    for u in succ[w]:
-                        if comp[u] >= 0 and comp[u] != len(comp_bits):
-                            x |= comp_bits[comp[u]]
-                comp_bits.append(x)
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-    return [comp_bits[comp[v]] for v in range(n)]
+        seen[root] = True
+        stack[0] = root
+        pos[0] = edge_start[root]
+        top = 1
+        while top:
+            v = stack[top - 1]
+            if pos[top - 1] < edge_start[v + 1]:
+                w = edges[pos[top - 1]]
+                pos[top - 1] += 1
+                if not seen[w]:
+                    seen[w] = True
+                    stack[top] = w
+                    pos[top] = edge_start[w]
+                    top += 1
+            else:
+                order[n_order] = v
+                n_order += 1
+                top -= 1
+    changed = True
+    while changed:
+        changed = False
+        for v in order:
+            for e in range(edge_start[v], edge_start[v + 1]):
+                w = edges[e]
+                if w == v:
+                    continue
+                for k in range(words):
+                    x = bits[v, k] | bits[w, k]
+                    if x != bits[v, k]:
+                        bits[v, k] = x
+                        changed = True
+                if with_reach:
+                    for k in range(reach_words):
+                        x = reach[v, k] | reach[w, k]
+                        if x != reach[v, k]:
+                            reach[v, k] = x
+                            changed = True
+    # closures as item lists, rows in order, ranks ascending; expected terminals deduplicated in passing
+    cl_start = np.zeros(n_nt + 1, np.int64)
+    for i in range(n_nt):
+        c = 0
+        for k in range(words):
+            x = bits[i, k]
+            while x:
+                x &= x - np.uint64(1)
+                c += 1
+        cl_start[i + 1] = cl_start[i] + c
+    cl_item = np.empty(cl_start[n_nt], np.int64)
+    ce_start = np.zeros(n_nt + 1, np.int64)
+    ce_terms = np.empty(cl_start[n_nt], np.int64)
+    n_ce = 0
+    j = 0
+    for i in range(n_nt):
+        last = -1
+        for k in range(words):
+            x = bits[i, k]
+            while x:
+                low = x & (~x + np.uint64(1))
+                b = 0
+                while (low >> np.uint64(b)) != np.uint64(1):
+                    b += 1
+                x ^= low
+                d = ranked[k * 64 + b]
+                cl_item[j] = d
+                j += 1
+                s = dnext[d]
+                if 0 <= s < nt0 and s != last:
+                    ce_terms[n_ce] = s
+                    n_ce += 1
+                    last = s
+        ce_start[i + 1] = n_ce
+    return cl_start, cl_item, ce_start, ce_terms[:n_ce].copy(), reach
 
 
 def _pow2(n: int) -> int:
@@ -893,16 +944,3 @@ def _rehash_reps(rt, new):  # type: ignore[no-untyped-def]
             while new[j, 0] != EMPTY_KEY:
                 j = (j + 1) & mask
             new[j] = rt[i]
-
-
-def _left_corner_reach(succ: list[list[int]]) -> npt.NDArray[np.uint64]:
-    """Row ``y``: the nonterminals a prediction from ``y`` reaches (``y`` included), as bits; ``succ`` lists,
-    per nonterminal, the nonterminals its predicted items wait for. Empty (no rows) for grammars past
-    ``MAX_CANON_NONTERMINALS``: their items keep their raw origins."""
-    n = len(succ)
-    if n == 0 or n > MAX_CANON_NONTERMINALS:
-        return np.zeros((0, 1), np.uint64)
-    reach = _union_over_reach(succ, [1 << i for i in range(n)])
-    width = (n + 63) // 64
-    rows = b"".join(r.to_bytes(8 * width, "little") for r in reach)
-    return np.frombuffer(rows, np.uint64).reshape(n, width).copy()  # writable: one numba type with the empty one

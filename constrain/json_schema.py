@@ -173,6 +173,7 @@ _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "d
 _SUBSCHEMA_ONE = ("additionalProperties", "additionalItems", "unevaluatedItems", "unevaluatedProperties", "contains",
                   "propertyNames", "if", "then", "else", "not", "items", "contentSchema")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SUBSCHEMA_KEYWORDS = frozenset((*_SUBSCHEMA_MAPS, *_SUBSCHEMA_ONE, *_SUBSCHEMA_LISTS, "dependencies"))
 
 
 # ================================================================ resolution of $ref
@@ -223,6 +224,8 @@ class _Resolver:
         name = node.get("$dynamicAnchor")
         if isinstance(name, str):
             self.dynamic.setdefault(name, []).append((node, ctx))
+        if node.keys().isdisjoint(_SUBSCHEMA_KEYWORDS):  # a leaf (most nodes)
+            return
         for k in _SUBSCHEMA_MAPS:
             v = node.get(k)
             if isinstance(v, dict):

@@ -513,6 +513,59 @@ def test_origin_representatives_do_not_change_the_parse(bodies: list[list[list[s
                 assert canonical.accepting(a) == raw.accepting(b), seq
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.lists(st.sampled_from(_SYMS), max_size=3), min_size=1, max_size=3),
+                min_size=3, max_size=3))
+def test_prediction_closures_match_their_definition(bodies: list[list[list[str]]]) -> None:
+    """``earley._closure_tables`` (word bitsets, a fixpoint in numba) against the definition, with sets:
+    a nonterminal predicts its rules' starts advanced over nullable symbols, and whatever the
+    nonterminals after those dots predict; sorted by (symbol after the dot, item). Random grammars have
+    prediction cycles, nullable chains and self-loops."""
+    import constrain.earley as earley
+    from constrain.grammar_ir import Grammar, N, Rule, T
+    from constrain.grammar_tables import build_tables
+    from constrain.regex import literal
+
+    rules = [Rule("S", (N("A"),))]
+    for lhs, alts in zip("ABC", bodies):
+        rules += [Rule(lhs, tuple(N(x) if x.isupper() else T(x) for x in alt)) for alt in alts]
+    try:
+        tables = build_tables(Grammar({t: literal(t) for t in "abc"}, rules, "S"))
+    except GrammarError:
+        return
+    parser = earley.EarleyParser(tables)
+    nt0, n_nt = tables.n_terms, len(tables.nonterm_names)
+    dnext = tables.dotted_next.tolist()
+    direct: list[set[int]] = [set() for _ in range(n_nt)]
+    for i in range(n_nt):
+        for r in tables.rules_of[i]:
+            d = int(tables.rule_start[r])
+            direct[i].add(d)
+            while dnext[d] >= nt0 and tables.nullable[dnext[d] - nt0]:
+                d += 1
+                direct[i].add(d)
+    reach = [{i} for i in range(n_nt)]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n_nt):
+            for d in list(direct[i]):
+                if dnext[d] >= nt0 and not reach[dnext[d] - nt0] <= reach[i]:
+                    reach[i] |= reach[dnext[d] - nt0]
+                    changed = True
+            grown = set().union(*(direct[j] for j in reach[i]))
+            if grown != direct[i]:
+                direct[i] = grown
+                changed = True
+    for i in range(n_nt):
+        items = sorted(direct[i], key=lambda d: (dnext[d], d))
+        assert parser._cl_item[parser._cl_start[i] : parser._cl_start[i + 1]].tolist() == items
+        terms = sorted({dnext[d] for d in items if 0 <= dnext[d] < nt0})
+        assert parser._ce_terms[parser._ce_start[i] : parser._ce_start[i + 1]].tolist() == terms
+        row = parser._reach[i]
+        assert {j for j in range(n_nt) if int(row[j >> 6]) >> (j & 63) & 1} == reach[i]
+
+
 def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> None:
     """Where a lexeme ends inside tokens at nearly every trie node (our SQL grammar: after the space of
     ``" name"``, the identifier may end at any letter), the crossing masks keep only the nodes below which a

@@ -18,10 +18,8 @@ state with no transitions belonging to the pseudo-terminal ``eps_term``: the thr
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
 
 import numba
 import numpy as np
@@ -34,34 +32,12 @@ from constrain.grammar_ir import Grammar, N, Rule, T
 from constrain.regex import Node
 
 I32 = npt.NDArray[np.int32]
-SymbolT = TypeVar("SymbolT", bound=Hashable)
+I64 = npt.NDArray[np.int64]
 
 
 @lru_cache(maxsize=4096)
 def _compile_terminal(node: Node) -> ByteDFA:
     return compile_node(node)
-
-
-def _derivable(rules: list[tuple[SymbolT, list[SymbolT]]]) -> set[SymbolT]:
-    """Left-hand sides that derive something when each rule needs all its listed symbols to (the least
-    fixed point, by counting what each rule still waits for: linear, not one pass per nesting level)."""
-    waiting = [len(syms) for _, syms in rules]
-    users: dict[SymbolT, list[int]] = {}
-    for i, (_, syms) in enumerate(rules):
-        for x in syms:
-            users.setdefault(x, []).append(i)
-    done: set[SymbolT] = set()
-    ready = [lhs for (lhs, _), n in zip(rules, waiting) if n == 0]
-    while ready:
-        lhs = ready.pop()
-        if lhs in done:
-            continue
-        done.add(lhs)
-        for i in users.get(lhs, ()):
-            waiting[i] -= 1
-            if waiting[i] == 0:
-                ready.append(rules[i][0])
-    return done
 
 
 def terminal_dfa(defn: Node | ByteDFA) -> ByteDFA:
@@ -95,7 +71,6 @@ class GrammarTables:
     dotted_lhs: I32
     nullable: npt.NDArray[np.bool_]
     """Per nonterminal (index ``symbol - n_terms``)."""
-    rules_of: list[list[int]]
     start_symbol: int
     """The augmented start nonterminal; rule 0 is ``start' -> start``."""
 
@@ -124,7 +99,7 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         dfas[name] = dfa
 
     # 2. empty-string terminals: T -> (T without "") | ""
-    empty_ok: set[str] = {n for n, d in dfas.items() if d.matches_empty}
+    empty_ok = {n: None for n, d in dfas.items() if d.matches_empty}  # in terminal order (a set's is per process)
     for name in empty_ok:
         dfas[name] = dfas[name].without_empty()
     if empty_ok:
@@ -158,88 +133,250 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         rules = [Rule(r.lhs, tuple(T(renamed.get(s.name, s.name)) if isinstance(s, T) else s for s in r.rhs))
                  for r in rules]
 
-    # 4. productive, then reachable
-    usable_t = {n for n, d in dfas.items() if not d.is_empty}
-    spellable: list[tuple[Rule, list[str]]] = []  # rules whose terminals all match something, and their nonterminals
-    for r in rules:
-        if all(s.name in usable_t for s in r.rhs if type(s) is T):
-            spellable.append((r, [s.name for s in r.rhs if type(s) is N]))
-    productive = _derivable([(r.lhs, nts) for r, nts in spellable])
-    if grammar.start not in productive:
+    # 4. productive, then reachable (on integers: terminal k is k, or -1 if it matches nothing; nonterminal j
+    # is n_used + j)
+    term_ids = {n: k for k, n in enumerate(n for n, d in dfas.items() if not d.is_empty)}
+    lhs_names = list(dict.fromkeys(r.lhs for r in rules))
+    lhs_ids, rhs_start, rhs = _encode(rules, term_ids, lhs_names)
+    n_used = len(term_ids)
+    keep, term_order = _prune(lhs_ids, rhs_start, rhs, n_used, len(lhs_names), lhs_names.index(grammar.start))
+    if not keep.any():
         raise GrammarError(f"the grammar's language is empty: start rule {grammar.start!r} derives no string"
                            + (" this tokenizer can spell" if byte_alphabet is not None else ""))
-    rules = [r for r, nts in spellable if r.lhs in productive and all(x in productive for x in nts)]
-    by_lhs: dict[str, list[Rule]] = {}
-    for r in rules:
-        by_lhs.setdefault(r.lhs, []).append(r)
-    reach = {grammar.start}
-    stack = [grammar.start]
-    used_terms: dict[str, None] = {}  # in order of discovery
-    while stack:
-        nt = stack.pop()
-        for r in by_lhs.get(nt, []):
-            for s in r.rhs:
-                if isinstance(s, N) and s.name not in reach:
-                    reach.add(s.name)
-                    stack.append(s.name)
-                elif isinstance(s, T):
-                    used_terms.setdefault(s.name)
-    rules = [r for r in rules if r.lhs in reach]
+    kept = keep.nonzero()[0].tolist()
+    names_of = list(term_ids)
+    used_terms = [names_of[k] for k in term_order.tolist()]
     # 5. alternatives sharing prefixes or suffixes are factored (fewer Earley items per column)
     if factor:
-        rules = factor_alternatives(rules, reach)
+        reach_names = {rules[i].lhs for i in kept}
+        rules = factor_alternatives([rules[i] for i in kept], reach_names)
+        lhs_names = list(dict.fromkeys(r.lhs for r in rules))
+        lhs_ids, rhs_start, rhs = _encode(rules, term_ids, lhs_names)
+        kept = list(range(len(rules)))
 
     # terminal numbering: used terminals, then ignored ones, then eps
     term_names = list(dict.fromkeys([*used_terms, *ignore]))
-    term_id = {n: i for i, n in enumerate(term_names)}
     term_dfas = [dfas[n] for n in term_names]
     n_terms = len(term_names)
     eps_term = n_terms
     offsets = np.zeros(n_terms + 2, dtype=np.int32)
-    for i, d in enumerate(term_dfas):
-        offsets[i + 1] = offsets[i] + d.n_states
+    offsets[1 : n_terms + 1] = np.cumsum([d.n_states for d in term_dfas], dtype=np.int64)
     offsets[n_terms + 1] = offsets[n_terms] + 1
     total = int(offsets[-1])
-    # every terminal's table stacked, its targets shifted by its offset (one numpy pass for all of them)
+    # every terminal's table stacked, its targets shifted by its offset
     gterm = np.repeat(np.arange(n_terms + 1, dtype=np.int32), np.diff(offsets))
-    stacked = np.concatenate([d.trans for d in term_dfas] + [np.full((1, 256), -1, np.int32)]).astype(np.int32)
-    gtrans = np.where(stacked >= 0, stacked + offsets[gterm][:, None], -1).astype(np.int32)
+    gtrans = _stack(np.concatenate([d.trans for d in term_dfas] + [np.full((1, 256), -1, np.int32)]), gterm, offsets)
     gacc = np.concatenate([d.accepting for d in term_dfas] + [np.zeros(1, bool)]).astype(bool)
     eps_state = total - 1
     gacc[eps_state] = True
     gterm[eps_state] = eps_term
     term_ignore = np.zeros(n_terms + 1, dtype=bool)
-    for n in ignore:
-        term_ignore[term_id[n]] = True
+    term_ignore[len(used_terms) : n_terms] = True  # the ignored ones (their names are never in rules)
     term_ignore[eps_term] = True
 
-    # rules as integers, with the augmented start rule first
-    nonterms = [f"{grammar.start}'", *dict.fromkeys(r.lhs for r in rules)]
-    nt_id = {n: n_terms + i for i, n in enumerate(nonterms)}
-    int_rules: list[tuple[int, tuple[int, ...]]] = [(nt_id[nonterms[0]], (nt_id[grammar.start],))]
-    for r in rules:
-        int_rules.append((nt_id[r.lhs], tuple(term_id[x.name] if isinstance(x, T) else nt_id[x.name] for x in r.rhs)))
-    rule_start = np.zeros(len(int_rules) + 1, dtype=np.int32)
-    for i, (_, syms) in enumerate(int_rules):
-        rule_start[i + 1] = rule_start[i] + len(syms) + 1
-    dotted_next = np.full(int(rule_start[-1]), -1, dtype=np.int32)
-    dotted_lhs = np.zeros(int(rule_start[-1]), dtype=np.int32)
-    rules_of: list[list[int]] = [[] for _ in nonterms]
-    for i, (lhs, syms) in enumerate(int_rules):
-        base = int(rule_start[i])
-        dotted_next[base : base + len(syms)] = syms
-        dotted_lhs[base : base + len(syms) + 1] = lhs
-        rules_of[lhs - n_terms].append(i)
-    nullable = np.zeros(len(nonterms), dtype=bool)
-    for symbol in _derivable([(lhs, list(syms)) for lhs, syms in int_rules if all(x >= n_terms for x in syms)]):
-        nullable[symbol - n_terms] = True
+    # rules as integers, with the augmented start rule first: nonterminals numbered by first appearance
+    new_term = np.full(n_used, -1, np.int64)
+    new_term[term_order] = np.arange(len(term_order))
+    (rule_lhs, rule_start, dotted_next, dotted_lhs, nt_order) = _layout(
+        lhs_ids, rhs_start, rhs, np.array(kept, np.int64), new_term, n_used, lhs_names.index(grammar.start), n_terms)
+    nonterms = [f"{grammar.start}'", *(lhs_names[k] for k in nt_order.tolist())]
+    nullable = _nullable(rule_lhs, rule_start, dotted_next, n_terms, len(nonterms))
     return GrammarTables(
         term_names=term_names, term_dfas=term_dfas, term_ignore=term_ignore, term_offset=offsets,
         global_trans=gtrans, global_accept=gacc, global_term=gterm, eps_term=eps_term, eps_state=eps_state,
-        n_terms=n_terms, nonterm_names=nonterms, rule_lhs=np.array([lhs for lhs, _ in int_rules], dtype=np.int32),
-        rule_start=rule_start, dotted_next=dotted_next, dotted_lhs=dotted_lhs, nullable=nullable,
-        rules_of=rules_of, start_symbol=n_terms,
+        n_terms=n_terms, nonterm_names=nonterms, rule_lhs=rule_lhs, rule_start=rule_start,
+        dotted_next=dotted_next, dotted_lhs=dotted_lhs, nullable=nullable, start_symbol=n_terms,
     )
+
+
+def _encode(rules: list[Rule], term_ids: dict[str, int], lhs_names: list[str]) -> tuple[I64, I64, I64]:
+    """Rules as integer arrays: left-hand sides, and right-hand sides concatenated (terminal ``k`` as ``k``, or
+    -1 if it matches nothing; nonterminal ``j`` of ``lhs_names`` as ``len(term_ids) + j``; -2 if undefined)."""
+    n_used = len(term_ids)
+    ids = {n: n_used + j for j, n in enumerate(lhs_names)}
+    lhs = np.array([ids[r.lhs] - n_used for r in rules], np.int64)
+    lengths = np.fromiter((len(r.rhs) for r in rules), np.int64, len(rules))
+    rhs_start = np.zeros(len(rules) + 1, np.int64)
+    np.cumsum(lengths, out=rhs_start[1:])
+    rhs = np.fromiter((term_ids.get(x.name, -1) if type(x) is T else ids.get(x.name, -2)
+                       for r in rules for x in r.rhs), np.int64, int(rhs_start[-1]))
+    return lhs, rhs_start, rhs
+
+
+@numba.njit(cache=True, nogil=True)
+def _derivable_nts(lhs, starts, ends, rhs, first_nt, n_nt, terminals_block):  # type: ignore[no-untyped-def]
+    """Nonterminals that derive something when each rule ``r`` (symbols ``rhs[starts[r]:ends[r]]``) needs its
+    nonterminals to (the least fixed point, by counting what each rule still waits for: linear); a rule with
+    a symbol below 0, or with any terminal when ``terminals_block``, derives nothing."""
+    n_rules = lhs.shape[0]
+    waiting = np.zeros(n_rules, np.int64)
+    users_start = np.zeros(n_nt + 1, np.int64)
+    for r in range(n_rules):
+        for k in range(starts[r], ends[r]):
+            x = rhs[k]
+            if x < 0 or (x < first_nt and terminals_block):
+                waiting[r] = -1
+                break
+    for r in range(n_rules):
+        if waiting[r] < 0:
+            continue
+        for k in range(starts[r], ends[r]):
+            if rhs[k] >= first_nt:
+                waiting[r] += 1
+                users_start[rhs[k] - first_nt + 1] += 1
+    for j in range(n_nt):
+        users_start[j + 1] += users_start[j]
+    users = np.empty(users_start[n_nt], np.int64)
+    fill = users_start[:n_nt].copy()
+    for r in range(n_rules):
+        if waiting[r] < 0:
+            continue
+        for k in range(starts[r], ends[r]):
+            if rhs[k] >= first_nt:
+                users[fill[rhs[k] - first_nt]] = r
+                fill[rhs[k] - first_nt] += 1
+    done = np.zeros(n_nt, np.bool_)
+    ready = np.empty(n_rules + 1, np.int64)
+    n_ready = 0
+    for r in range(n_rules):
+        if waiting[r] == 0:
+            ready[n_ready] = lhs[r]
+            n_ready += 1
+    while n_ready:
+        n_ready -= 1
+        a = ready[n_ready]
+        if done[a]:
+            continue
+        done[a] = True
+        for u in range(users_start[a], users_start[a + 1]):
+            r = users[u]
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                ready[n_ready] = lhs[r]
+                n_ready += 1
+    return done
+
+
+@numba.njit(cache=True, nogil=True)
+def _prune(lhs, rhs_start, rhs, n_used, n_nt, start):  # type: ignore[no-untyped-def]
+    """The rules to keep (every symbol spellable and productive, the left-hand side reachable from
+    ``start``) and the used terminals in order of discovery (depth first from ``start``, rules in order)."""
+    n_rules = lhs.shape[0]
+    productive = _derivable_nts(lhs, rhs_start[:-1], rhs_start[1:], rhs, n_used, n_nt, False)
+    keep = np.zeros(n_rules, np.bool_)
+    if not productive[start]:
+        return keep, np.zeros(0, np.int64)
+    for r in range(n_rules):
+        ok = productive[lhs[r]]
+        for k in range(rhs_start[r], rhs_start[r + 1]):
+            x = rhs[k]
+            if x < 0 or (x >= n_used and not productive[x - n_used]):
+                ok = False
+                break
+        keep[r] = ok
+    by_lhs_start = np.zeros(n_nt + 1, np.int64)
+    for r in range(n_rules):
+        if keep[r]:
+            by_lhs_start[lhs[r] + 1] += 1
+    for j in range(n_nt):
+        by_lhs_start[j + 1] += by_lhs_start[j]
+    by_lhs = np.empty(by_lhs_start[n_nt], np.int64)
+    fill = by_lhs_start[:n_nt].copy()
+    for r in range(n_rules):
+        if keep[r]:
+            by_lhs[fill[lhs[r]]] = r
+            fill[lhs[r]] += 1
+    reach = np.zeros(n_nt, np.bool_)
+    seen_term = np.zeros(n_used, np.bool_)
+    term_order = np.empty(n_used, np.int64)
+    n_order = 0
+    stack = np.empty(n_nt, np.int64)
+    reach[start] = True
+    stack[0] = start
+    top = 1
+    while top:
+        top -= 1
+        a = stack[top]
+        for i in range(by_lhs_start[a], by_lhs_start[a + 1]):
+            r = by_lhs[i]
+            for k in range(rhs_start[r], rhs_start[r + 1]):
+                x = rhs[k]
+                if x >= n_used:
+                    if not reach[x - n_used]:
+                        reach[x - n_used] = True
+                        stack[top] = x - n_used
+                        top += 1
+                elif not seen_term[x]:
+                    seen_term[x] = True
+                    term_order[n_order] = x
+                    n_order += 1
+    for r in range(n_rules):
+        keep[r] = keep[r] and reach[lhs[r]]
+    return keep, term_order[:n_order].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _layout(lhs, rhs_start, rhs, kept, new_term, n_used, start, n_terms):  # type: ignore[no-untyped-def]
+    """The kept rules, renumbered, after the augmented start rule ``start' -> start``: nonterminals by first
+    appearance as a left-hand side (``start'`` is ``n_terms``), terminals by ``new_term``. Returns each
+    rule's left-hand side, where its dotted rules start, the symbol after each dot (-1 at the end), each
+    dotted rule's left-hand side, and the old nonterminal ids in their new order."""
+    n_nt = 0
+    for r in range(lhs.shape[0]):
+        n_nt = max(n_nt, lhs[r] + 1)
+    n_nt = max(n_nt, start + 1)
+    new_nt = np.full(n_nt, -1, np.int64)
+    nt_order = np.empty(n_nt, np.int64)
+    n_new = 0
+    for r in kept:
+        if new_nt[lhs[r]] < 0:
+            new_nt[lhs[r]] = n_new
+            nt_order[n_new] = lhs[r]
+            n_new += 1
+    n_rules = kept.shape[0] + 1
+    rule_lhs = np.empty(n_rules, np.int32)
+    rule_start = np.zeros(n_rules + 1, np.int32)
+    rule_start[1] = 2
+    for i in range(kept.shape[0]):
+        r = kept[i]
+        rule_start[i + 2] = rule_start[i + 1] + rhs_start[r + 1] - rhs_start[r] + 1
+    dotted_next = np.full(rule_start[n_rules], -1, np.int32)
+    dotted_lhs = np.empty(rule_start[n_rules], np.int32)
+    rule_lhs[0] = n_terms
+    dotted_next[0] = n_terms + 1 + new_nt[start]
+    dotted_lhs[0] = n_terms
+    dotted_lhs[1] = n_terms
+    for i in range(kept.shape[0]):
+        r = kept[i]
+        a = n_terms + 1 + new_nt[lhs[r]]
+        rule_lhs[i + 1] = a
+        base = rule_start[i + 1]
+        for k in range(rhs_start[r], rhs_start[r + 1]):
+            x = rhs[k]
+            dotted_next[base + k - rhs_start[r]] = new_term[x] if x < n_used else n_terms + 1 + new_nt[x - n_used]
+        for k in range(base, rule_start[i + 2]):
+            dotted_lhs[k] = a
+    return rule_lhs, rule_start, dotted_next, dotted_lhs, nt_order[:n_new].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _stack(stacked, gterm, offsets):  # type: ignore[no-untyped-def]
+    """Each terminal's transition rows with targets shifted by its offset in the global table."""
+    out = np.empty(stacked.shape, np.int32)
+    for g in range(stacked.shape[0]):
+        off = offsets[gterm[g]]
+        for b in range(256):
+            t = stacked[g, b]
+            out[g, b] = t + off if t >= 0 else -1
+    return out
+
+
+def _nullable(rule_lhs: npt.NDArray[np.int32], rule_start: npt.NDArray[np.int32],
+              dotted_next: npt.NDArray[np.int32], n_terms: int, n_nt: int) -> npt.NDArray[np.bool_]:
+    """Per nonterminal: whether it derives the empty string."""
+    starts = rule_start.astype(np.int64)
+    return _derivable_nts(rule_lhs.astype(np.int64) - n_terms, starts[:-1], starts[1:] - 1,
+                          dotted_next.astype(np.int64), n_terms, n_nt, True)
 
 
 def follow_bytes(tables: GrammarTables) -> npt.NDArray[np.bool_]:

@@ -537,13 +537,12 @@ def test_prediction_closures_match_their_definition(bodies: list[list[list[str]]
     nt0, n_nt = tables.n_terms, len(tables.nonterm_names)
     dnext = tables.dotted_next.tolist()
     direct: list[set[int]] = [set() for _ in range(n_nt)]
-    for i in range(n_nt):
-        for r in tables.rules_of[i]:
-            d = int(tables.rule_start[r])
-            direct[i].add(d)
-            while dnext[d] >= nt0 and tables.nullable[dnext[d] - nt0]:
-                d += 1
-                direct[i].add(d)
+    for r, lhs in enumerate(tables.rule_lhs.tolist()):
+        d = int(tables.rule_start[r])
+        direct[lhs - nt0].add(d)
+        while dnext[d] >= nt0 and tables.nullable[dnext[d] - nt0]:
+            d += 1
+            direct[lhs - nt0].add(d)
     reach = [{i} for i in range(n_nt)]
     changed = True
     while changed:

@@ -1108,26 +1108,30 @@ def _literal_alternatives(node: Node) -> list[str] | None:
 
 def _trie_dfa(strings: list[bytes]) -> ByteDFA:
     """The minimal DFA of finitely many byte strings: their trie, minimised (shared suffixes merge)."""
-    children: list[dict[int, int]] = [{}]
-    accepting = [False]
-    src: list[int] = []
-    byte: list[int] = []
-    for data in strings:
+    lengths = np.fromiter((len(x) for x in strings), np.int64, len(strings))
+    ends = np.cumsum(lengths)
+    trans, accepting = _trie_table(np.frombuffer(b"".join(strings), np.uint8), ends)
+    return trim_and_minimize(trans, accepting)
+
+
+@numba.njit(cache=True, nogil=True)
+def _trie_table(data, ends):  # type: ignore[no-untyped-def]
+    """The trie of the strings ``data[ends[i-1]:ends[i]]`` as a DFA table (nodes in order of creation)."""
+    trans = np.full((data.shape[0] + 1, 256), -1, np.int32)
+    accepting = np.zeros(data.shape[0] + 1, np.bool_)
+    n = 1
+    start = 0
+    for end in ends:
         state = 0
-        for b in data:
-            nxt = children[state].get(b)
-            if nxt is None:
-                nxt = len(children)
-                children[state][b] = nxt
-                children.append({})
-                accepting.append(False)
-                src.append(state)
-                byte.append(b)
-            state = nxt
+        for k in range(start, end):
+            b = data[k]
+            if trans[state, b] < 0:
+                trans[state, b] = n
+                n += 1
+            state = trans[state, b]
         accepting[state] = True
-    trans = np.full((len(children), 256), -1, np.int32)
-    trans[src, byte] = np.arange(1, len(children), dtype=np.int32)  # state k + 1 was created by edge k
-    return trim_and_minimize(trans, np.array(accepting, np.bool_))
+        start = end
+    return trans[:n], accepting[:n]
 
 
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:

@@ -137,9 +137,9 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
     # is n_used + j)
     term_ids = {n: k for k, n in enumerate(n for n, d in dfas.items() if not d.is_empty)}
     lhs_names = list(dict.fromkeys(r.lhs for r in rules))
-    lhs_ids, rhs_start, rhs = _encode(rules, term_ids, lhs_names)
+    lhs_ids, rhs_start, symbols = _encode(rules, term_ids, lhs_names)
     n_used = len(term_ids)
-    keep, term_order = _prune(lhs_ids, rhs_start, rhs, n_used, len(lhs_names), lhs_names.index(grammar.start))
+    keep, term_order = _prune(lhs_ids, rhs_start, symbols, n_used, len(lhs_names), lhs_names.index(grammar.start))
     if not keep.any():
         raise GrammarError(f"the grammar's language is empty: start rule {grammar.start!r} derives no string"
                            + (" this tokenizer can spell" if byte_alphabet is not None else ""))
@@ -151,7 +151,7 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
         reach_names = {rules[i].lhs for i in kept}
         rules = factor_alternatives([rules[i] for i in kept], reach_names)
         lhs_names = list(dict.fromkeys(r.lhs for r in rules))
-        lhs_ids, rhs_start, rhs = _encode(rules, term_ids, lhs_names)
+        lhs_ids, rhs_start, symbols = _encode(rules, term_ids, lhs_names)
         kept = list(range(len(rules)))
 
     # terminal numbering: used terminals, then ignored ones, then eps
@@ -178,7 +178,7 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
     new_term = np.full(n_used, -1, np.int64)
     new_term[term_order] = np.arange(len(term_order))
     (rule_lhs, rule_start, dotted_next, dotted_lhs, nt_order) = _layout(
-        lhs_ids, rhs_start, rhs, np.array(kept, np.int64), new_term, n_used, lhs_names.index(grammar.start), n_terms)
+        lhs_ids, rhs_start, symbols, np.array(kept, np.int64), new_term, n_used, lhs_names.index(grammar.start), n_terms)
     nonterms = [f"{grammar.start}'", *(lhs_names[k] for k in nt_order.tolist())]
     nullable = _nullable(rule_lhs, rule_start, dotted_next, n_terms, len(nonterms))
     return GrammarTables(

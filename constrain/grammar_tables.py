@@ -177,8 +177,9 @@ def build_tables(grammar: Grammar, byte_alphabet: npt.NDArray[np.bool_] | None =
     # rules as integers, with the augmented start rule first: nonterminals numbered by first appearance
     new_term = np.full(n_used, -1, np.int64)
     new_term[term_order] = np.arange(len(term_order))
+    start_id = lhs_names.index(grammar.start)
     (rule_lhs, rule_start, dotted_next, dotted_lhs, nt_order) = _layout(
-        lhs_ids, rhs_start, symbols, np.array(kept, np.int64), new_term, n_used, lhs_names.index(grammar.start), n_terms)
+        lhs_ids, rhs_start, symbols, np.array(kept, np.int64), new_term, n_used, start_id, n_terms)
     nonterms = [f"{grammar.start}'", *(lhs_names[k] for k in nt_order.tolist())]
     nullable = _nullable(rule_lhs, rule_start, dotted_next, n_terms, len(nonterms))
     return GrammarTables(

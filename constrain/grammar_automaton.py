@@ -16,7 +16,6 @@ Masks are cached per state, so repeated structure (the tenth element of a list) 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -42,6 +41,7 @@ from constrain.grammar_walk import (
     cross_below,
     cross_walk,
     lexeme_diff_walk,
+    lexeme_digest,
     lexeme_walk,
     spawn_lists,
     walk_buffer_size,
@@ -149,7 +149,7 @@ class SharedMasks:
         self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
         self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
         self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
-        self._by_result: dict[bytes, LexKey] = {}
+        self._by_result: dict[tuple[int, int, bool], LexKey] = {}
         self._bases: dict[bytes, list[tuple[ByteDFA, int, LexKey]]] = {}  # first bytes -> recent lexemes
         # classes for walks from one DFA's lexemes to another's (see _classes_for)
         self._classes: OrderedDict[tuple[str, str], tuple[I32, int, list[int]]] = OrderedDict()
@@ -288,11 +288,15 @@ def _first_bytes(dfa: ByteDFA, state: int) -> bytes:
     return bytes([bool(dfa.accepting[state])]) + np.packbits(dfa.trans[state] >= 0).tobytes()
 
 
-def _result_hash(lex: Lexeme) -> bytes:
-    """A content hash of a lexeme walk's result (SHA-1, hardware-accelerated, see :attr:`ByteDFA.key`)."""
-    h = hashlib.sha1(lex.inside.data, usedforsecurity=False)
-    h.update(b"-" if lex.boundaries is None else lex.boundaries.data)
-    return h.digest()
+def _result_hash(lex: Lexeme) -> tuple[int, int, bool]:
+    """A content hash of a lexeme walk's result (:func:`grammar_walk.lexeme_digest`; whether the
+    boundaries are listed at all is part of the result)."""
+    listed = lex.boundaries is not None
+    h1, h2 = lexeme_digest(lex.inside, lex.boundaries if lex.boundaries is not None else _NO_BOUNDARIES)
+    return int(h1), int(h2), listed
+
+
+_NO_BOUNDARIES = np.zeros(0, np.int32)
 
 
 def lex_key(trans: I32, accepting: npt.NDArray[np.bool_], state: int, depth: int) -> LexKey:
@@ -558,7 +562,7 @@ class GrammarAutomaton(TokenAutomaton):
         """The mask without end of sequence: a past computation's if the parser answers this state as it
         answered that one (:mod:`observed_masks`), else computed and kept with its observation."""
         if not self._observed.observing():
-            m = self._compute_mask(state, _Log(0))  # a log without room: the walks record nothing
+            m = self._compute_mask(state, _NO_LOG)  # a log without room: the walks record nothing
             m.setflags(write=False)
             return m
         cols, gs = self._states[state]
@@ -569,7 +573,7 @@ class GrammarAutomaton(TokenAutomaton):
                 self._observed.looked_up(True)
                 return m
         self._observed.looked_up(False)
-        log = _Log()
+        log = _thread_log()
         m = self._compute_mask(state, log)
         m.setflags(write=False)
         if not log.overflow:
@@ -838,6 +842,16 @@ def _thread_buffers(size: int) -> tuple[I64, I64, I64]:
     return bufs
 
 
+def _thread_log() -> _Log:
+    """This thread's log, emptied (a mask computation's log is read before the next one starts)."""
+    log: _Log | None = getattr(_scratch, "log", None)
+    if log is None:
+        log = _scratch.log = _Log()
+    else:
+        log.clear()
+    return log
+
+
 class _Log:
     """The parser facts one mask computation reads, in order (memo key, value; see :mod:`observed_masks`)."""
 
@@ -847,6 +861,10 @@ class _Log:
         self.keys = np.empty(capacity, np.int64)
         self.vals = np.empty(capacity, np.int64)
         self.n = np.zeros(2, np.int64)  # entries, overflow flag
+
+    def clear(self) -> None:
+        self.set.fill(-1)
+        self.n[:] = 0
 
     @property
     def overflow(self) -> bool:
@@ -860,3 +878,7 @@ class _Log:
             self.n[0] = n + 1
         else:
             self.n[1] = 1
+
+
+_NO_LOG = _Log(0)
+"""The log of computations that record nothing (no room: walks and :meth:`_Log.put` skip it)."""

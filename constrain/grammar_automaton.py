@@ -787,8 +787,7 @@ class GrammarAutomaton(TokenAutomaton):
     def _compute_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> tuple[U32 | None, I64, I64]:
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
-        nodes = np.empty(1 << 16, np.int64)
-        states = np.empty(1 << 16, np.int64)
+        nodes, states = _cross_scratch()
         visited = np.zeros(1, np.int64)
         lex = self._lexeme(g)[1]
         n = -2
@@ -808,7 +807,7 @@ class GrammarAutomaton(TokenAutomaton):
         if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
             # below each costs more than one exact walk of the thread
-            return None, nodes[:0], states[:0]
+            return None, _NO_NODES, _NO_NODES
         out.setflags(write=False)
         if n > 1:  # nested boundaries may record a (node, state) twice: one sort of (node, state) keys
             width = np.int64(self._gtrans.shape[0])
@@ -830,6 +829,19 @@ def _walk_scratch() -> tuple[I64, I64, I64, I64, I64, I64, I64]:
                 np.empty(_MAX_RESUMES * 16, np.int64), np.zeros(2, np.int64))
         _scratch.bufs = bufs
     return bufs
+
+
+def _cross_scratch() -> tuple[I64, I64]:
+    """This thread's buffers for a cross walk's second-boundary records (copied out before the next walk;
+    half a megabyte each, which numpy would map and unmap at every allocation)."""
+    bufs: tuple[I64, I64] | None = getattr(_scratch, "cross", None)
+    if bufs is None:
+        bufs = _scratch.cross = (np.empty(1 << 16, np.int64), np.empty(1 << 16, np.int64))
+    return bufs
+
+
+_NO_NODES = np.zeros(0, np.int64)
+_NO_NODES.setflags(write=False)
 
 
 def _thread_buffers(size: int) -> tuple[I64, I64, I64]:

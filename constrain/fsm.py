@@ -1078,6 +1078,9 @@ def compile_node(node: Node) -> ByteDFA:
 
 def _literal_text(node: Node) -> str | None:
     """The string a regex tree matches if it is a sequence of single (non-surrogate) code points."""
+    known: str | None = node.__dict__.get("_text")  # built by regex.literal
+    if known is not None:
+        return known
     items = node.items if isinstance(node, Seq) else (node,) if isinstance(node, CharSet) else None
     if items is None:
         return None

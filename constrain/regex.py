@@ -75,8 +75,12 @@ NOTHING = CharSet(())
 
 @lru_cache(maxsize=1 << 16)
 def literal(text: str) -> Node:
-    """The regex matching exactly ``text`` (trees are immutable: schemas that share keys share them)."""
-    return Seq(tuple(_char(c) for c in text))
+    """The regex matching exactly ``text`` (trees are immutable: schemas that share keys share them). The
+    text is kept beside the fields (``_text``), so the DFA builder need not read it back char by char."""
+    node = Seq(tuple(_char(c) for c in text))
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        object.__setattr__(node, "_text", text)
+    return node
 
 
 @lru_cache(maxsize=1 << 12)

@@ -1402,14 +1402,18 @@ class _Emitter:
                     states.append(t)
                     if len(states) > MAX_STATES:
                         raise SchemaError(f"object or array needs more than {MAX_STATES} grammar states")
+        # states that reach a final one: backwards from the finals over the edges (linear; a pass over the
+        # edges until nothing changes took one pass per state of a chain of optional properties)
+        preds: dict[State, list[State]] = {}
+        for s, t, _ in edges:
+            preds.setdefault(t, []).append(s)
         live = {s for s in states if final(s)}
-        changed = True
-        while changed:
-            changed = False
-            for s, t, _ in edges:
-                if t in live and s not in live:
-                    live.add(s)
-                    changed = True
+        todo = list(live)
+        while todo:
+            for p in preds.get(todo.pop(), ()):
+                if p not in live:
+                    live.add(p)
+                    todo.append(p)
         if start not in live:
             return []
         nts = {s: self.rule(name) for s in states if s in live}

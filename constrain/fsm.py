@@ -1137,6 +1137,62 @@ def _trie_table(data, ends):  # type: ignore[no-untyped-def]
     return trans[:n], accepting[:n]
 
 
+def except_strings(dfa: ByteDFA, strings: list[bytes]) -> ByteDFA:
+    """The strings of ``dfa`` other than ``strings`` (JSON strings other than an object's property names):
+    the trie of ``strings`` walked beside ``dfa``, leaving to ``dfa``'s own states where it ends, then
+    minimised. The same minimal DFA as ``dfa.difference(<DFA of strings>)`` without building that DFA
+    or the general product (a third of the time for an object's nine names)."""
+    if dfa.n_states == 0 or not strings:
+        return dfa
+    ends = np.cumsum(np.fromiter((len(x) for x in strings), np.int64, len(strings)))
+    trans, accepting = _except_table(dfa.trans, dfa.accepting, np.frombuffer(b"".join(strings), np.uint8), ends)
+    return trim_and_minimize(trans, accepting)
+
+
+@numba.njit(cache=True, nogil=True)
+def _except_table(trans, accepting, data, ends):  # type: ignore[no-untyped-def]
+    """See :func:`except_strings`: rows ``0..n-1`` are the trie's nodes (the root first), each paired with
+    the state of ``trans`` its bytes reach (-1: none); rows ``n + q`` are ``trans``'s state ``q``. A byte
+    the trie does not continue with goes to its node's state's row."""
+    n_max = data.shape[0] + 1
+    child = np.full((n_max, 256), -1, np.int64)
+    state_of = np.empty(n_max, np.int64)
+    is_word = np.zeros(n_max, np.bool_)
+    state_of[0] = 0
+    n = 1
+    start = 0
+    for end in ends:
+        node = 0
+        for k in range(start, end):
+            b = data[k]
+            if child[node, b] < 0:
+                child[node, b] = n
+                q = state_of[node]
+                state_of[n] = trans[q, b] if q >= 0 else -1
+                n += 1
+            node = child[node, b]
+        is_word[node] = True
+        start = end
+    n_dfa = trans.shape[0]
+    out = np.full((n + n_dfa, 256), -1, np.int32)
+    acc = np.zeros(n + n_dfa, np.bool_)
+    for node in range(n):
+        q = state_of[node]
+        acc[node] = q >= 0 and accepting[q] and not is_word[node]
+        for b in range(256):
+            c = child[node, b]
+            if c >= 0:
+                out[node, b] = c
+            elif q >= 0 and trans[q, b] >= 0:
+                out[node, b] = n + trans[q, b]
+    for q in range(n_dfa):
+        acc[n + q] = accepting[q]
+        for b in range(256):
+            if trans[q, b] >= 0:
+                out[n + q, b] = n + trans[q, b]
+    return out, acc
+
+
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:
     """Replace each code-point-class transition by the byte paths of its UTF-8 encodings."""
     n_char = len(char_trans)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from constrain.errors import LimitError, RegexError
-from constrain.fsm import MAX_DFA_STATES, ByteDFA, compile_node, trim_and_minimize
+from constrain.fsm import MAX_DFA_STATES, ByteDFA, compile_node, except_strings, trim_and_minimize
 from constrain.regex import EMPTY, MAX_CODE_POINT, Alt, CharSet, Node, Repeat, Seq, complement, literal, normalize
 
 DIGIT = CharSet(((0x30, 0x39),))
@@ -1363,8 +1363,16 @@ def to_dfa(x: Lang) -> ByteDFA:
         for d in dfas[1:]:
             out = dfa_union(out, d)
         return out
+    inner = x.args[0]
+    if x.kind == "str" and inner.op == "atom" and inner.args[0] == "lits":  # strings but these (object keys)
+        try:
+            spelled = [json.dumps(v, ensure_ascii=False).encode("utf-8") for v in inner.args[1]]
+        except UnicodeEncodeError:  # lone surrogates: no UTF-8 spelling, the general path below
+            spelled = []
+        if spelled:
+            return except_strings(to_dfa(top("str")), spelled)
     universe = to_dfa(top("str")) if x.kind == "str" else compile_node(_plain())
-    return universe.difference(to_dfa(x.args[0]))
+    return universe.difference(to_dfa(inner))
 
 
 def _longest_bytes(dfa: ByteDFA) -> int | None:

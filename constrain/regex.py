@@ -77,10 +77,13 @@ NOTHING = CharSet(())
 def literal(text: str) -> Node:
     """The regex matching exactly ``text`` (trees are immutable: schemas that share keys share them). The
     text is kept beside the fields (``_text``), so the DFA builder need not read it back char by char."""
-    node = Seq(tuple(_char(c) for c in text))
-    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+    node = Seq(tuple(map(_char, text)))
+    if text.isascii() or _SURROGATE.search(text) is None:
         object.__setattr__(node, "_text", text)
     return node
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @lru_cache(maxsize=1 << 12)

@@ -335,3 +335,25 @@ def test_literal_alternations_compile_to_the_same_dfa_as_the_general_path() -> N
         general = fsm.compile_node(Repeat(node, 1, 1))  # not an alternation: the general path
         assert fast.key == general.key, words
         assert all(fast.accepts(w.encode()) for w in words)
+
+
+def test_strings_except_names_equal_the_general_difference() -> None:
+    """JSON strings other than an object's property names are built by walking the names' trie beside the
+    string DFA (``fsm.except_strings``); the result must be the minimal DFA of the general difference,
+    state for state, with names that need escapes, multi-byte characters and the empty name."""
+    import json
+
+    import constrain.fsm as fsm
+    from constrain.json_formats import atom, lnot, string_literal, to_dfa, top
+    from constrain.regex import Alt
+
+    strings = to_dfa(top("str"))
+    rng = random.Random(11)
+    alphabet = ["a", "b", "_", "é", '"', "\\", "\n", "€", "😀", "1", "\x7f"]
+    for _ in range(300):
+        names = {"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(1, 9))}
+        general = strings.difference(fsm.compile_node(Alt(tuple(string_literal(v) for v in sorted(names)))))
+        fast = to_dfa(lnot(atom("str", "lits", frozenset(names))))
+        assert fast.key == general.key, names
+        assert not any(fast.accepts(json.dumps(v, ensure_ascii=False).encode()) for v in names)
+        assert fast.accepts(json.dumps("".join(sorted(names)) + "Z", ensure_ascii=False).encode())  # no name

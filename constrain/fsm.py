@@ -9,7 +9,6 @@ start state 0: the integer table the numba token walks run over.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,13 +125,12 @@ class ByteDFA:
 
     @cached_property
     def key(self) -> str:
-        """A content hash: equal for equal tables (caches share work across constraints by it). SHA-1, not for
-        security: it runs in hardware, four times faster than BLAKE2 on the megabyte tables of long counters."""
+        """A content hash: equal for equal tables (caches share work across constraints by it). Two 64-bit
+        hashes of the live transitions and the acceptance (:func:`_table_hash`): 4-5x faster than SHA-1
+        of the whole table, which cost 14 us for a property name's DFA (about 14 new DFAs per schema)."""
         if self._key is None:
-            h = hashlib.sha1(usedforsecurity=False)
-            h.update(np.ascontiguousarray(self.trans).data)
-            h.update(np.ascontiguousarray(self.accepting).data)
-            self._key = h.hexdigest()
+            h1, h2 = _table_hash(self.trans, self.accepting)
+            self._key = f"{self.trans.shape[0]}:{int(h1):016x}{int(h2):016x}"
         return self._key
 
     def without_empty(self) -> ByteDFA:
@@ -212,6 +210,30 @@ class ByteDFA:
 
     def to_dict(self) -> dict[str, object]:
         return {"trans": self.trans.tolist(), "accepting": self.accepting.tolist()}
+
+
+@numba.njit(cache=True, nogil=True)
+def _table_hash(trans, accepting):  # type: ignore[no-untyped-def]
+    """Two 64-bit hashes of a DFA table: each state's acceptance, then its live transitions (byte, target)."""
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    m2 = np.uint64(0xC4CEB9FE1A85EC53)
+    h1 = np.uint64(0x9E3779B97F4A7C15)
+    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    for s in range(trans.shape[0]):
+        v = (np.uint64(s) << np.uint64(2)) | np.uint64(2 if accepting[s] else 1)
+        h1 = (h1 ^ v) * m1
+        h1 ^= h1 >> np.uint64(31)
+        h2 = (h2 + v) * m2
+        h2 ^= h2 >> np.uint64(29)
+        for b in range(256):
+            t = trans[s, b]
+            if t >= 0:
+                v = (np.uint64(t) << np.uint64(12)) | np.uint64((b << 1) | 1) << np.uint64(2)
+                h1 = (h1 ^ v) * m1
+                h1 ^= h1 >> np.uint64(31)
+                h2 = (h2 + v) * m2
+                h2 ^= h2 >> np.uint64(29)
+    return h1, h2
 
 
 def trim_and_minimize(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bool_]) -> ByteDFA:

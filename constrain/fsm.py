@@ -213,26 +213,29 @@ class ByteDFA:
 
 
 @numba.njit(cache=True, nogil=True)
+def mix(h1, h2, v):  # type: ignore[no-untyped-def]
+    """One step of the two 64-bit hash chains the content keys here use (multiply, xor-shift)."""
+    h1 = (h1 ^ v) * np.uint64(0xFF51AFD7ED558CCD)
+    h1 ^= h1 >> np.uint64(31)
+    h2 = (h2 + v) * np.uint64(0xC4CEB9FE1A85EC53)
+    h2 ^= h2 >> np.uint64(29)
+    return h1, h2
+
+
+HASH_SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+"""The starting values of :func:`mix`'s two chains."""
+
+
+@numba.njit(cache=True, nogil=True)
 def _table_hash(trans, accepting):  # type: ignore[no-untyped-def]
     """Two 64-bit hashes of a DFA table: each state's acceptance, then its live transitions (byte, target)."""
-    m1 = np.uint64(0xFF51AFD7ED558CCD)
-    m2 = np.uint64(0xC4CEB9FE1A85EC53)
-    h1 = np.uint64(0x9E3779B97F4A7C15)
-    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    h1, h2 = HASH_SEEDS
     for s in range(trans.shape[0]):
-        v = (np.uint64(s) << np.uint64(2)) | np.uint64(2 if accepting[s] else 1)
-        h1 = (h1 ^ v) * m1
-        h1 ^= h1 >> np.uint64(31)
-        h2 = (h2 + v) * m2
-        h2 ^= h2 >> np.uint64(29)
+        h1, h2 = mix(h1, h2, (np.uint64(s) << np.uint64(2)) | np.uint64(2 if accepting[s] else 1))
         for b in range(256):
             t = trans[s, b]
             if t >= 0:
-                v = (np.uint64(t) << np.uint64(12)) | np.uint64((b << 1) | 1) << np.uint64(2)
-                h1 = (h1 ^ v) * m1
-                h1 ^= h1 >> np.uint64(31)
-                h2 = (h2 + v) * m2
-                h2 ^= h2 >> np.uint64(29)
+                h1, h2 = mix(h1, h2, (np.uint64(t) << np.uint64(12)) | np.uint64((b << 1) | 1) << np.uint64(2))
     return h1, h2
 
 
@@ -310,8 +313,7 @@ def bounded_language_key(trans, accepting, start, cap):  # type: ignore[no-untyp
     order[0] = start
     n = 1
     k = 0
-    h1 = np.uint64(0x9E3779B97F4A7C15)
-    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    h1, h2 = HASH_SEEDS
     m1 = np.uint64(0xFF51AFD7ED558CCD)
     m2 = np.uint64(0xC4CEB9FE1A85EC53)
     while k < n:
@@ -331,11 +333,7 @@ def bounded_language_key(trans, accepting, start, cap):  # type: ignore[no-untyp
                 ids[t] = n
                 order[n] = t
                 n += 1
-            v = np.uint64((ids[t] << 8) | b) + np.uint64(3)
-            h1 = (h1 ^ v) * m1
-            h1 ^= h1 >> np.uint64(31)
-            h2 = (h2 + v) * m2
-            h2 ^= h2 >> np.uint64(29)
+            h1, h2 = mix(h1, h2, np.uint64((ids[t] << 8) | b) + np.uint64(3))
     return np.int64(h1 >> np.uint64(1)), np.int64(h2 >> np.uint64(1)), n
 
 
@@ -1167,44 +1165,31 @@ def except_strings(dfa: ByteDFA, strings: list[bytes]) -> ByteDFA:
     if dfa.n_states == 0 or not strings:
         return dfa
     ends = np.cumsum(np.fromiter((len(x) for x in strings), np.int64, len(strings)))
-    trans, accepting = _except_table(dfa.trans, dfa.accepting, np.frombuffer(b"".join(strings), np.uint8), ends)
+    trie, is_word = _trie_table(np.frombuffer(b"".join(strings), np.uint8), ends)
+    trans, accepting = _except_table(dfa.trans, dfa.accepting, trie, is_word)
     return trim_and_minimize(trans, accepting)
 
 
 @numba.njit(cache=True, nogil=True)
-def _except_table(trans, accepting, data, ends):  # type: ignore[no-untyped-def]
-    """See :func:`except_strings`: rows ``0..n-1`` are the trie's nodes (the root first), each paired with
-    the state of ``trans`` its bytes reach (-1: none); rows ``n + q`` are ``trans``'s state ``q``. A byte
-    the trie does not continue with goes to its node's state's row."""
-    n_max = data.shape[0] + 1
-    child = np.full((n_max, 256), -1, np.int64)
-    state_of = np.empty(n_max, np.int64)
-    is_word = np.zeros(n_max, np.bool_)
-    state_of[0] = 0
-    n = 1
-    start = 0
-    for end in ends:
-        node = 0
-        for k in range(start, end):
-            b = data[k]
-            if child[node, b] < 0:
-                child[node, b] = n
-                q = state_of[node]
-                state_of[n] = trans[q, b] if q >= 0 else -1
-                n += 1
-            node = child[node, b]
-        is_word[node] = True
-        start = end
+def _except_table(trans, accepting, trie, is_word):  # type: ignore[no-untyped-def]
+    """See :func:`except_strings`: rows ``0..n-1`` are the trie's nodes (:func:`_trie_table`: the root
+    first, each node after its parent), each paired with the state of ``trans`` its bytes reach (-1:
+    none); rows ``n + q`` are ``trans``'s state ``q``. A byte the trie does not continue with goes to its
+    node's state's row."""
+    n = trie.shape[0]
     n_dfa = trans.shape[0]
+    state_of = np.full(n, -1, np.int64)
+    state_of[0] = 0
     out = np.full((n + n_dfa, 256), -1, np.int32)
     acc = np.zeros(n + n_dfa, np.bool_)
     for node in range(n):
         q = state_of[node]
         acc[node] = q >= 0 and accepting[q] and not is_word[node]
         for b in range(256):
-            c = child[node, b]
+            c = trie[node, b]
             if c >= 0:
                 out[node, b] = c
+                state_of[c] = trans[q, b] if q >= 0 else -1
             elif q >= 0 and trans[q, b] >= 0:
                 out[node, b] = n + trans[q, b]
     for q in range(n_dfa):

@@ -38,6 +38,7 @@ from constrain.earley import (
     table_rehash,
     union_key,
 )
+from constrain.fsm import HASH_SEEDS, mix
 
 OVERFLOW = -3
 REFRESH = -3
@@ -510,25 +511,13 @@ def lexeme_digest(inside, boundaries):  # type: ignore[no-untyped-def]
     """Two 64-bit hashes of a lexeme walk's result: the nonzero words of ``inside`` with their positions,
     then ``boundaries`` (empty for none listed: callers mark that case apart). Most new lexemes are a few
     bytes of a literal, so this reads 4,000 words and hashes a handful (SHA-1 of them all took 9 us)."""
-    m1 = np.uint64(0xFF51AFD7ED558CCD)
-    m2 = np.uint64(0xC4CEB9FE1A85EC53)
-    h1 = np.uint64(0x9E3779B97F4A7C15)
-    h2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    h1, h2 = HASH_SEEDS
     for i in range(inside.shape[0]):
         w = inside[i]
-        if w == 0:
-            continue
-        v = (np.uint64(i) << np.uint64(32)) | np.uint64(w)
-        h1 = (h1 ^ v) * m1
-        h1 ^= h1 >> np.uint64(31)
-        h2 = (h2 + v) * m2
-        h2 ^= h2 >> np.uint64(29)
+        if w != 0:
+            h1, h2 = mix(h1, h2, (np.uint64(i) << np.uint64(32)) | np.uint64(w))
     for k in range(boundaries.shape[0]):
-        v = np.uint64(boundaries[k]) + (np.uint64(1) << np.uint64(40))
-        h1 = (h1 ^ v) * m1
-        h1 ^= h1 >> np.uint64(31)
-        h2 = (h2 + v) * m2
-        h2 ^= h2 >> np.uint64(29)
+        h1, h2 = mix(h1, h2, np.uint64(boundaries[k]) + (np.uint64(1) << np.uint64(40)))
     return np.int64(h1 >> np.uint64(1)), np.int64(h2 >> np.uint64(1))
 
 

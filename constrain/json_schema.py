@@ -41,9 +41,11 @@ DEFAULT_BASE = "https://constrain.invalid/schema.json"
 MAX_ALTERNATIVES = 64
 """Most object (or array) alternatives one schema may expand to (allOf over anyOf multiplies them)."""
 MAX_STATES = 4096
+"""Most states of the per-object or per-array counting machine (any_order, min/maxProperties, ...)."""
 MAX_UNIQUE_VALUES = 10
 """``uniqueItems`` is enforced over at most this many values (the array machine tracks which are used)."""
-"""Most states of the per-object or per-array counting machine (any_order, min/maxProperties, ...)."""
+MAX_KEY_CLASSES = 64
+"""Most classes of undeclared keys (by the set of ``patternProperties`` they match) one object may have."""
 LONG_STRING = 256
 """Length bounds above this are counted with 32-character chunks in the grammar instead of one DFA (of
 about four states per character). Below it one DFA is cheaper: a chunk may end after any character, so
@@ -1067,25 +1069,36 @@ class _Converter:
 
     def _key_classes(self, patterns: list[tuple[Lang, Schema]], additional: Schema,
                      ctx: _Ctx) -> list[tuple[Lang, Schema]]:
-        """Disjoint (key language, value schema) classes for keys not named in ``properties``."""
+        """Disjoint (key language, value schema) classes for keys not named in ``properties``.
+
+        Keys are split by the set of patterns they match, one pattern at a time, keeping only non-empty
+        cells: patterns are mostly disjoint (distinct prefixes), so n patterns give about n + 1 cells, not
+        2**n. A key matching no pattern takes ``additional``; one matching several, the meet of their schemas.
+        """
         if not patterns or all(s is additional for _, s in patterns):
             return [(top("str"), additional)]
-        if len(patterns) > 4:
-            raise SchemaError("more than 4 patternProperties are not supported", ctx.at("patternProperties").pointer)
+        cells: list[tuple[Lang, tuple[int, ...]]] = [(top("str"), ())]
+        for i, (lang, _) in enumerate(patterns):
+            split: list[tuple[Lang, tuple[int, ...]]] = []
+            for keys, matched in cells:
+                for k, m in ((land("str", keys, lang), (*matched, i)), (land("str", keys, lnot(lang)), matched)):
+                    if not jf.is_empty(k):
+                        split.append((k, m))
+            if len(split) > MAX_KEY_CLASSES:
+                raise SchemaError(f"patternProperties overlap in more than {MAX_KEY_CLASSES} ways",
+                                  ctx.at("patternProperties").pointer)
+            cells = split
         classes: dict[int, list[Lang]] = {}  # value schema id -> key languages
         values: dict[int, Schema] = {}
-        for mask in range(1 << len(patterns)):
-            keys = [lang if mask >> i & 1 else lnot(lang) for i, (lang, _) in enumerate(patterns)]
+        for keys, matched in cells:
             value = additional
-            if mask:
+            if matched:
                 value = self.TRUE
-                for i, (_, s) in enumerate(patterns):
-                    if mask >> i & 1:
-                        value = self.meet(value, s)
-            k = land("str", *keys)
-            if value.is_false or jf.is_empty(k):
+                for i in matched:
+                    value = self.meet(value, patterns[i][1])
+            if value.is_false:
                 continue
-            classes.setdefault(id(value), []).append(k)
+            classes.setdefault(id(value), []).append(keys)
             values[id(value)] = value
         return [(lor("str", *ks), values[v]) for v, ks in classes.items()]
 

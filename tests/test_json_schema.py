@@ -173,6 +173,35 @@ def test_additional_and_pattern_properties() -> None:
           [{"ab": 1}, {"a": 1, "b": 2}], [{}, {"abc": 1}, {"a": 1, "b": 2, "c": 3}])
 
 
+def test_many_pattern_properties_against_jsonschema() -> None:
+    """More patternProperties than a 2**n split could afford (eight here; MaskBench's OCDS Tender has six
+    language-tagged ones): keys are classed by the patterns they match, overlaps included, and every random
+    object is accepted exactly when ``jsonschema`` says it is valid."""
+    import jsonschema
+
+    patterns = {"^a": {"type": "integer"}, "^b": {"type": "string"}, "z$": {"type": ["integer", "null"]},
+                "^a.*z$": {"minimum": 5}, "^[0-9]+$": {"type": "boolean"}, "x": {"type": "integer", "maximum": 3},
+                "^ab": {"multipleOf": 2}, "^c[0-9]$": {"type": "null"}}
+    schema = {"type": "object", "patternProperties": patterns, "additionalProperties": {"type": "string"}}
+    validator = jsonschema.Draft202012Validator(schema)
+    rng = random.Random(7)
+    keys = ["a", "ab", "abz", "az", "b", "bz", "z", "12", "1z", "x", "ax", "abx", "c1", "c12", "q", "", "xz"]
+    values: list[Any] = [None, True, 0, 1, 2, 4, 6, 7, -2, "s", "", 1.5]
+    good: list[Any] = []
+    bad: list[Any] = []
+    for _ in range(400):
+        obj = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}
+        (good if validator.is_valid(obj) else bad).append(obj)
+    assert len(good) > 40 and len(bad) > 40
+    check(schema, good, bad)
+    # seven patterns that any key may match in any combination: 128 classes, over the limit, refused by place
+    independent = {"type": "object", "properties": {"o": {"patternProperties": {c: {"const": i} for i, c in
+                                                                                 enumerate("abcdefg")}}}}
+    with pytest.raises(SchemaError, match="more than 64 ways") as err:
+        schema_to_grammar(independent)
+    assert err.value.pointer == "/properties/o/patternProperties"
+
+
 # MaskBench Github_hard---o82151, cut down (a key matched by two patternProperties whose schemas hold $refs)
 _TWO_PATTERNS = json.loads(
     '{"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "title": "Schema for Evalua'

@@ -363,6 +363,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._term_start = tables.term_offset[:-1].astype(np.int64)
         self._ignore_set = {t for t in range(tables.n_terms) if tables.term_ignore[t]}
         self._ignore_start_set = {int(self._term_start[t]) for t in self._ignore_set}
+        self._ignore_starts = np.array(sorted(self._ignore_start_set), np.int64)
         # spawn lists per (expected-set id, first byte), grown as the parser interns new expected sets
         self._eid_sets: list[npt.NDArray[np.int64]] = []
         self._eid_content: list[tuple[tuple[str, bool], ...]] = []  # the terminals of each set, by content
@@ -487,7 +488,7 @@ class GrammarAutomaton(TokenAutomaton):
         state = p.state()
         eid_start, eid_gs = self._eid_start, self._eid_gs
         return (self._gtrans, self._gacc, self._gterm, self._tignore, self._n_terms1, pkeys, pvals,
-                state[21], eid_start, eid_gs, state, write)
+                state[21], eid_start, eid_gs, self._term_start, self._ignore_starts, state, write)
 
     def _fill_misses(self, misses: I64, nmiss: I64) -> bool:
         """Compute the parser steps a walk lacked; True if there were any (the walk must run again)."""

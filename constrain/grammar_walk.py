@@ -7,7 +7,9 @@ A *thread* is a pair (parser column ``c``, global lexer state ``g``): a lexeme o
 * if ``g`` accepts, the lexeme may also end before ``b``: the parser moves to ``c2 = advance(c, term[g])``
   (``c`` itself for ignored terminals) and ``b`` starts a new lexeme of every terminal ``c2`` expects.
   Columns share *expected sets* ``e = col_eid[c2]``; for each set and byte the states after that first
-  byte are precomputed: ``spawn_gs[spawn_start[e * 256 + b] : spawn_start[e * 256 + b + 1]]``.
+  byte are precomputed: ``spawn_gs[spawn_start[e * 256 + b] : spawn_start[e * 256 + b + 1]]``. A set
+  the parser makes during a walk (Python lists it afterwards) is spawned from the parser's own set of
+  terminals instead: slower per byte, but the walk goes on where it would otherwise stop and run again.
 
 When several lexemes end before the same byte, their parser columns are at the same text position, so
 (as in an Earley chart, one column per position) they are merged into one column, their union; this
@@ -17,7 +19,7 @@ Parser advances and unions are memoised in one open-addressing hash table (:mod:
 whose caller holds the parser's lock (``write``) computes a missing step itself with the numba parser
 (:func:`earley.step1`); otherwise, or when the parser's arrays are full, it drops that path and records
 a *miss* (``(c, t)`` with ``t >= 0`` for an advance, ``(a, UNION_MISS - b)`` for a union, ``(c, REFRESH)``
-for a column newer than the walk's spawn tables); Python computes all misses of a walk at once and the
+for a column newer than the walk's parser tables); Python computes all misses of a walk at once and the
 walk runs again. All functions release the GIL, so many matchers can fill masks from threads.
 """
 
@@ -42,7 +44,8 @@ from constrain.fsm import HASH_SEEDS, mix
 
 OVERFLOW = -3
 REFRESH = -3
-"""A miss ``(c, REFRESH)``: column ``c`` is newer than the walk's tables; nothing to compute, walk again."""
+"""A miss ``(c, REFRESH)``: column ``c`` is newer than the walk's parser tables (another thread made it);
+nothing to compute, walk again."""
 
 __all__ = ["EMPTY_KEY", "REFRESH", "UNION_MISS", "UNKNOWN", "table_get", "table_put", "table_rehash", "union_key"]
 
@@ -59,7 +62,7 @@ ignored ones merge into the union, which is correct but makes new columns)."""
 
 @numba.njit(cache=True, nogil=True)
 def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-               col_eid, eid_start, eid_gs, P, write, cap, misses, nmiss):  # type: ignore[no-untyped-def]
+               col_eid, eid_start, eid_gs, term_start, ign_starts, P, write, cap, misses, nmiss):  # type: ignore[no-untyped-def]
     """Threads after consuming ``data`` (empty: rejected). With ``nmiss[0] > 0`` parser steps were
     missing (see :func:`_walk_subtree`); with ``nmiss[0] == -1``, ``cap`` threads per byte did not suffice."""
     n = data.shape[0]
@@ -77,8 +80,8 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
     buf_a = np.empty(cap * levels + init_c.shape[0], np.int64)
     seg = np.zeros(levels + 1, np.int64)
     if not _walk_subtree(init_c, init_g, 0, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
-                         out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
+                         gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                         term_start, ign_starts, P, write, out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss):
         nmiss[0] = -1
         return buf_c[:0], buf_g[:0]
     if nmiss[0] > 0 or (n > 0 and seg[n + 1] <= seg[n]):
@@ -89,20 +92,21 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
 
 @numba.njit(cache=True, nogil=True)
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                  gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
-                  out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
+                  gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                  term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]
     """Walk the children of ``start`` (no resume records)."""
     none = np.zeros(0, np.int64)
     return _walk_range(init_c, init_g, node_depth[start], start + 1, subtree_end[start], node_byte, node_depth,
                        subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
-                       col_eid, eid_start, eid_gs, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
-                       none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64), none, none, none, none)
+                       col_eid, eid_start, eid_gs, term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a,
+                       seg, misses, nmiss, none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64), none, none,
+                       none, none)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write,
-                out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
+                gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
+                term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
                 res_node, res_off, res_c, res_g, nres, log_set, log_key, log_val, nlog):  # type: ignore[no-untyped-def]
     """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
 
@@ -132,6 +136,8 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     seg[1] = n0
     mask = pkeys.shape[0] - 1
     spawn_cols = np.empty(_MAX_SPAWN_COLUMNS, np.int64)  # the columns whose expected lexemes b starts
+    eset_start = P[22]  # the parser's expected sets (for sets newer than the spawn lists)
+    eset_terms = P[23]
     node = first
     while node < end:
         d = node_depth[node] - depth0
@@ -264,7 +270,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                             nmiss[0] = nm + 1
                     else:
                         u = merged
-        if u >= 0 and (u >= col_eid.shape[0] or (col_eid[u] + 1) * 256 >= eid_start.shape[0]):
+        if u >= col_eid.shape[0]:
             # a column made (by another thread) after this walk took its tables: walk again with fresh ones
             nm = nmiss[0]
             if nm < misses.shape[0]:
@@ -291,9 +297,22 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
             x = spawn_cols[s]
             if s > 0 and x == u:
                 continue
-            e = col_eid[x] * 256 + b
-            for j in range(eid_start[e], eid_start[e + 1]):
-                g3 = eid_gs[j]
+            ex = col_eid[x]
+            listed = (ex + 1) * 256 < eid_start.shape[0]
+            if listed:
+                j0 = eid_start[ex * 256 + b]
+                j1 = eid_start[ex * 256 + b + 1]
+            else:  # an expected set first made in this walk: its spawn list from the parser's set itself
+                j0 = eset_start[ex]
+                j1 = eset_start[ex + 1] + ign_starts.shape[0]
+            for j in range(j0, j1):
+                if listed:
+                    g3 = eid_gs[j]
+                else:
+                    g3 = gtrans[term_start[eset_terms[j]] if j < eset_start[ex + 1] else
+                                ign_starts[j - eset_start[ex + 1]], b]
+                    if g3 < 0:
+                        continue
                 dup = False
                 for q in range(hi, w):
                     if buf_c[q] == x and buf_g[q] == g3:
@@ -351,8 +370,8 @@ def walk_buffer_size(cap: int, max_depth: int, n_threads: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
-              eid_gs, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres,
-              log_set, log_key, log_val, nlog, buf_c, buf_g, buf_a):  # type: ignore[no-untyped-def]
+              eid_gs, term_start, ign_starts, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c,
+              res_g, nres, log_set, log_key, log_val, nlog, buf_c, buf_g, buf_a):  # type: ignore[no-untyped-def]
     """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
     nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow. The
     thread buffers ``buf_*`` hold :func:`walk_buffer_size` entries (the caller's, reused: fresh ones of a
@@ -362,9 +381,9 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
         lo, hi = job_off[k], job_off[k + 1]
         if not _walk_range(job_c[lo:hi], job_g[lo:hi], job_depth[k], job_first[k], job_end[k], node_byte,
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
-                           n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, P, write, out, cap, buf_c, buf_g,
-                           buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres, log_set, log_key,
-                           log_val, nlog):
+                           n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, term_start, ign_starts, P, write,
+                           out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres,
+                           log_set, log_key, log_val, nlog):
             return False
     return True
 

@@ -589,3 +589,43 @@ def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> Non
         assert m.advance(t)
     assert checked == 4
     assert c.automaton._follow is not None  # the filtered crossings were used
+
+
+def test_walks_spawn_from_expected_sets_made_during_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comment that may end before any byte (Go's ``EOS``: ``//`` then anything, and the next statement
+    may follow at once) makes the exact walk of the whole trie end a lexeme at every node, and the parser
+    columns it reaches there have expected sets it never had. The walk spawns those from the parser's own
+    sets (it used to stop and walk the trie again). A fresh grammar, so every set is new: the masks equal
+    advancing every token of the vocabulary, and sets were indeed made during the mask computations."""
+    from constrain import grammar_automaton as ga
+
+    refreshes = []
+    fill_misses = ga.GrammarAutomaton._fill_misses
+
+    def recording(self: ga.GrammarAutomaton, misses: np.ndarray, nmiss: np.ndarray) -> bool:
+        refreshes.append(int((misses[: int(nmiss[0]), 1] == ga.REFRESH).sum()))
+        return fill_misses(self, misses, nmiss)
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_fill_misses", recording)
+    comp = compiler("smollm2")
+    grammar = ('start: stmt+\nstmt: NAME "=" value eos\nvalue: NAME | NUMBER | NAME "(" value ")"\n'
+               'eos: ";" | EOS\nEOS: /((\\n[\\t ]*)|(\\/\\/[^\\n]*))+/\nNAME: /[a-z_]+/\nNUMBER: /[0-9]+/\n'
+               '%ignore " "\n')
+    c = comp.lark(grammar)
+    tok = comp.tokenizer
+    ids = tok.encode("a = b // the note\nc = f(d);e = 12 // x = y\n", add_special_tokens=False)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    parser = c.automaton.parser
+    made = 0
+    for k, t in enumerate(ids):
+        before = parser.n_eids
+        m.fill_bitmask(bm, 0)
+        made += parser.n_eids > before
+        if k in (3, 5, 12, len(ids) - 2):  # after "//", inside the comment, in a call, in the last comment
+            allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - set(c.vocab.eos_token_ids)
+            expected = {u for u in range(c.vocab_size) if u not in c.vocab.eos_token_ids and m.allows(u)}
+            assert allowed == expected, tok.decode(ids[:k])
+        assert m.advance(t)
+    assert made > 0 and refreshes and sum(refreshes) == 0
+

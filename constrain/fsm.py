@@ -314,15 +314,10 @@ def bounded_language_key(trans, accepting, start, cap):  # type: ignore[no-untyp
     n = 1
     k = 0
     h1, h2 = HASH_SEEDS
-    m1 = np.uint64(0xFF51AFD7ED558CCD)
-    m2 = np.uint64(0xC4CEB9FE1A85EC53)
     while k < n:
         s = order[k]
         k += 1
-        v = np.uint64(2 if accepting[s] else 1)
-        h1 = (h1 ^ v) * m1
-        h2 = (h2 + v) * m2
-        h2 ^= h2 >> np.uint64(29)
+        h1, h2 = mix(h1, h2, np.uint64(2 if accepting[s] else 1))
         for b in range(256):
             t = trans[s, b]
             if t < 0:

@@ -301,16 +301,16 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
             listed = (ex + 1) * 256 < eid_start.shape[0]
             if listed:
                 j0 = eid_start[ex * 256 + b]
-                j1 = eid_start[ex * 256 + b + 1]
-            else:  # an expected set first made in this walk: its spawn list from the parser's set itself
+                j1 = set_end = eid_start[ex * 256 + b + 1]
+            else:  # an expected set first made in this walk: its terminals', then the ignored ones' starts
                 j0 = eset_start[ex]
-                j1 = eset_start[ex + 1] + ign_starts.shape[0]
+                set_end = eset_start[ex + 1]
+                j1 = set_end + ign_starts.shape[0]
             for j in range(j0, j1):
                 if listed:
                     g3 = eid_gs[j]
                 else:
-                    g3 = gtrans[term_start[eset_terms[j]] if j < eset_start[ex + 1] else
-                                ign_starts[j - eset_start[ex + 1]], b]
+                    g3 = gtrans[term_start[eset_terms[j]] if j < set_end else ign_starts[j - set_end], b]
                     if g3 < 0:
                         continue
                 dup = False

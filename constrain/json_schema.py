@@ -1079,9 +1079,10 @@ class _Converter:
             return [(top("str"), additional)]
         cells: list[tuple[Lang, tuple[int, ...]]] = [(top("str"), ())]
         for i, (lang, _) in enumerate(patterns):
+            other = lnot(lang)
             split: list[tuple[Lang, tuple[int, ...]]] = []
             for keys, matched in cells:
-                for k, m in ((land("str", keys, lang), (*matched, i)), (land("str", keys, lnot(lang)), matched)):
+                for k, m in ((land("str", keys, lang), (*matched, i)), (land("str", keys, other), matched)):
                     if not jf.is_empty(k):
                         split.append((k, m))
             if len(split) > MAX_KEY_CLASSES:

@@ -565,6 +565,14 @@ def test_prediction_closures_match_their_definition(bodies: list[list[list[str]]
         assert {j for j in range(n_nt) if int(row[j >> 6]) >> (j & 63) & 1} == reach[i]
 
 
+def assert_mask_equals_advance(c: constrain.CompiledConstraint, m: constrain.Matcher, bm: np.ndarray,
+                               where: str) -> None:
+    """The mask just filled into ``bm`` allows exactly the tokens ``m`` can advance by (end of sequence aside)."""
+    eos = set(c.vocab.eos_token_ids)
+    allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - eos
+    assert allowed == {u for u in range(c.vocab_size) if u not in eos and m.allows(u)}, where
+
+
 def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> None:
     """Where a lexeme ends inside tokens at nearly every trie node (our SQL grammar: after the space of
     ``" name"``, the identifier may end at any letter), the crossing masks keep only the nodes below which a
@@ -582,9 +590,7 @@ def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> Non
     for k, t in enumerate(ids):
         if k in (1, 4, 9, 12):  # after "SELECT", inside the select list, after "FROM", after "WHERE age"
             m.fill_bitmask(bm, 0)
-            allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist())
-            expected = {u for u in range(c.vocab_size) if u not in c.vocab.eos_token_ids and m.allows(u)}
-            assert allowed - set(c.vocab.eos_token_ids) == expected, tok.decode(ids[:k])
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
             checked += 1
         assert m.advance(t)
     assert checked == 4
@@ -623,9 +629,7 @@ def test_walks_spawn_from_expected_sets_made_during_the_walk(monkeypatch: pytest
         m.fill_bitmask(bm, 0)
         made += parser.n_eids > before
         if k in (3, 5, 12, len(ids) - 2):  # after "//", inside the comment, in a call, in the last comment
-            allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - set(c.vocab.eos_token_ids)
-            expected = {u for u in range(c.vocab_size) if u not in c.vocab.eos_token_ids and m.allows(u)}
-            assert allowed == expected, tok.decode(ids[:k])
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
         assert m.advance(t)
     assert made > 0 and refreshes and sum(refreshes) == 0
 

@@ -1125,11 +1125,12 @@ def _literal_alternatives(node: Node) -> list[str] | None:
 
 
 def _trie_dfa(strings: list[bytes]) -> ByteDFA:
-    """The minimal DFA of finitely many byte strings: their trie, minimised (shared suffixes merge)."""
+    """The minimal DFA of finitely many byte strings: their trie, minimised bottom-up (shared suffixes merge)."""
     lengths = np.fromiter((len(x) for x in strings), np.int64, len(strings))
     ends = np.cumsum(lengths)
     trans, accepting = _trie_table(np.frombuffer(b"".join(strings), np.uint8), ends)
-    return trim_and_minimize(trans, accepting)
+    out, out_acc = _minimize_tree_prefix(trans, accepting, trans.shape[0])
+    return ByteDFA(out, out_acc)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -1152,17 +1153,107 @@ def _trie_table(data, ends):  # type: ignore[no-untyped-def]
     return trans[:n], accepting[:n]
 
 
+@numba.njit(cache=True, nogil=True)
+def _minimize_tree_prefix(trans, accepting, n_tree):  # type: ignore[no-untyped-def]
+    """Trim and minimise a byte DFA whose rows ``n_tree..`` are a minimal, trimmed DFA closed under its
+    transitions, and whose rows ``< n_tree`` (a trie, alone or walked beside that DFA) only lead to rows of
+    larger index; numbered in breadth-first, byte order from row 0, as :func:`trim_and_minimize` does.
+
+    The tree is acyclic, so its rows are classed bottom-up by their signature (acceptance, and the class
+    of each byte's target), looked up among the classes already made, the DFA's rows included: by
+    induction on height, two rows with one language get one signature (the DFA's own rows are pairwise
+    distinct, being minimal). Linear in the table, where partition refinement cost 145 us for an
+    object's eight names against JSON strings (m = 3,000 transitions)."""
+    n = trans.shape[0]
+    m1 = np.uint64(0xFF51AFD7ED558CCD)
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = np.uint64(size - 1)
+    slot_sig = np.empty(size, np.uint64)
+    slot_rep = np.full(size, -1, np.int64)
+    cls = np.empty(n, np.int64)  # the representative row of each row's class; -1: dead
+    for q in range(n_tree, n):
+        cls[q] = q
+    for r in range(n - 1, -1, -1):  # the DFA's rows (never merged), then the tree from its leaves up
+        live = accepting[r]
+        h = np.uint64(2 if accepting[r] else 1) * m1
+        last = -1
+        for b in range(256):  # hashed by runs of bytes with one target class (a string's row has few)
+            t = trans[r, b]
+            c = -1 if t < 0 else cls[t]
+            if c != last:
+                live |= c >= 0
+                h = (h ^ ((np.uint64(b) << np.uint64(40)) | np.uint64(c + 1))) * m1
+                h ^= h >> np.uint64(31)
+                last = c
+        if not live:  # a tree row that accepts nothing (the DFA's rows are trimmed)
+            cls[r] = -1
+            continue
+        j = np.int64(h & mask)
+        found = -1
+        while slot_rep[j] >= 0:
+            if r < n_tree and slot_sig[j] == h:
+                u = slot_rep[j]
+                same = accepting[u] == accepting[r]
+                for b in range(256):
+                    if not same:
+                        break
+                    tr = trans[r, b]
+                    tu = trans[u, b]
+                    same = (-1 if tr < 0 else cls[tr]) == (-1 if tu < 0 else cls[tu])
+                if same:
+                    found = u
+                    break
+            j = (j + 1) & (size - 1)
+        if found >= 0:
+            cls[r] = found
+        else:
+            slot_sig[j] = h
+            slot_rep[j] = r
+            cls[r] = r
+    if cls[0] < 0:
+        return np.zeros((0, 256), np.int32), np.zeros(0, np.bool_)
+    order = np.full(n, -1, np.int64)
+    queue = np.empty(n, np.int64)
+    order[cls[0]] = 0
+    queue[0] = cls[0]
+    qn = 1
+    qi = 0
+    while qi < qn:  # breadth-first over representatives; bytes in order
+        r = queue[qi]
+        qi += 1
+        for b in range(256):
+            t = trans[r, b]
+            if t >= 0 and cls[t] >= 0 and order[cls[t]] < 0:
+                order[cls[t]] = qn
+                queue[qn] = cls[t]
+                qn += 1
+    out = np.full((qn, 256), -1, np.int32)
+    out_acc = np.zeros(qn, np.bool_)
+    for i in range(qn):
+        r = queue[i]
+        out_acc[i] = accepting[r]
+        for b in range(256):
+            t = trans[r, b]
+            if t >= 0 and cls[t] >= 0:
+                out[i, b] = order[cls[t]]
+    return out, out_acc
+
+
 def except_strings(dfa: ByteDFA, strings: list[bytes]) -> ByteDFA:
-    """The strings of ``dfa`` other than ``strings`` (JSON strings other than an object's property names):
-    the trie of ``strings`` walked beside ``dfa``, leaving to ``dfa``'s own states where it ends, then
-    minimised. The same minimal DFA as ``dfa.difference(<DFA of strings>)`` without building that DFA
-    or the general product (a third of the time for an object's nine names)."""
+    """The strings of ``dfa`` (minimal and trimmed, as every DFA built here) other than ``strings`` (JSON
+    strings other than an object's property names): the trie of ``strings`` walked beside ``dfa``, leaving
+    to ``dfa``'s own states where it ends, then minimised bottom-up (:func:`_minimize_tree_prefix`). The
+    same minimal DFA as ``dfa.difference(<DFA of strings>)`` without building that DFA or the general
+    product."""
     if dfa.n_states == 0 or not strings:
         return dfa
     ends = np.cumsum(np.fromiter((len(x) for x in strings), np.int64, len(strings)))
     trie, is_word = _trie_table(np.frombuffer(b"".join(strings), np.uint8), ends)
     trans, accepting = _except_table(dfa.trans, dfa.accepting, trie, is_word)
-    return trim_and_minimize(trans, accepting)
+    out, out_acc = _minimize_tree_prefix(trans, accepting, trie.shape[0])
+    return ByteDFA(out, out_acc)
 
 
 @numba.njit(cache=True, nogil=True)

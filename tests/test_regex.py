@@ -7,6 +7,7 @@ import random
 import re
 import signal
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -335,6 +336,26 @@ def test_literal_alternations_compile_to_the_same_dfa_as_the_general_path() -> N
         general = fsm.compile_node(Repeat(node, 1, 1))  # not an alternation: the general path
         assert fast.key == general.key, words
         assert all(fast.accepts(w.encode()) for w in words)
+
+
+def test_tree_minimisation_equals_partition_refinement_on_any_dfa() -> None:
+    """``fsm.except_strings`` and the trie of literal alternatives minimise bottom-up
+    (``_minimize_tree_prefix``); against the general difference and partition refinement, state for state,
+    beside DFAs other than JSON strings: strings outside the language (dead trie rows), trie rows whose
+    language is one of the DFA's states (merged into it), the empty string."""
+    import constrain.fsm as fsm
+    from constrain.fsm import compile_regex
+
+    rng = random.Random(5)
+    patterns = ["(a|b)*c", "a*", "[ab]{0,3}", "(ab)*", "a(b|c)*a?", "c|ab*", "[abc]*b[abc]"]
+    for trial in range(400):
+        dfa = compile_regex(rng.choice(patterns))
+        words = sorted({"".join(rng.choice("abc") for _ in range(rng.randint(0, 5))) for _ in range(rng.randint(1, 7))})
+        spelled = [w.encode() for w in words]
+        trie, acc = fsm._trie_table(np.frombuffer(b"".join(spelled), np.uint8), np.cumsum([len(x) for x in spelled]))
+        refined = fsm.trim_and_minimize(trie, acc)  # partition refinement
+        assert fsm._trie_dfa(spelled).key == refined.key, words
+        assert fsm.except_strings(dfa, spelled).key == dfa.difference(refined).key, (words, trial)
 
 
 def test_strings_except_names_equal_the_general_difference() -> None:

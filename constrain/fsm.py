@@ -1162,14 +1162,15 @@ def _minimize_tree_prefix(trans, accepting, n_tree):  # type: ignore[no-untyped-
     The tree is acyclic, so its rows are classed bottom-up by their signature (acceptance, and the class
     of each byte's target), looked up among the classes already made, the DFA's rows included: by
     induction on height, two rows with one language get one signature (the DFA's own rows are pairwise
-    distinct, being minimal). Linear in the table, where partition refinement cost 145 us for an
-    object's eight names against JSON strings (m = 3,000 transitions)."""
+    distinct, being minimal; were they not, the result would accept the same strings without being
+    minimal). Linear in the table: 38 us where partition refinement took 145 us, for an object's eight
+    names against JSON strings (m = 3,000 transitions)."""
     n = trans.shape[0]
     m1 = np.uint64(0xFF51AFD7ED558CCD)
     size = 16
     while size < 2 * n:
         size *= 2
-    mask = np.uint64(size - 1)
+    mask = size - 1
     slot_sig = np.empty(size, np.uint64)
     slot_rep = np.full(size, -1, np.int64)
     cls = np.empty(n, np.int64)  # the representative row of each row's class; -1: dead
@@ -1190,7 +1191,7 @@ def _minimize_tree_prefix(trans, accepting, n_tree):  # type: ignore[no-untyped-
         if not live:  # a tree row that accepts nothing (the DFA's rows are trimmed)
             cls[r] = -1
             continue
-        j = np.int64(h & mask)
+        j = np.int64(h & np.uint64(mask))
         found = -1
         while slot_rep[j] >= 0:
             if r < n_tree and slot_sig[j] == h:
@@ -1205,7 +1206,7 @@ def _minimize_tree_prefix(trans, accepting, n_tree):  # type: ignore[no-untyped-
                 if same:
                     found = u
                     break
-            j = (j + 1) & (size - 1)
+            j = (j + 1) & mask
         if found >= 0:
             cls[r] = found
         else:

@@ -469,6 +469,16 @@ def state_prefix_key(trans, accepting, start, depth, max_pairs):  # type: ignore
 
 
 @numba.njit(cache=True, nogil=True)
+def _open_table(n):  # type: ignore[no-untyped-def]
+    """An open-addressing table for up to ``n`` signatures, at most half full: the signatures, the entry
+    owning each slot (-1: free) and the mask that wraps a probe (the size is a power of two)."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    return np.empty(size, np.uint64), np.full(size, -1, np.int64), size - 1
+
+
+@numba.njit(cache=True, nogil=True)
 def _refine(row_at, run_b, run_t, prev_cls, out):  # type: ignore[no-untyped-def]
     """One of Moore's rounds: ``out[s]`` numbers the pairs (class of ``s``, classes its bytes lead to) of
     ``prev_cls``, so states share a class when they also agree one byte further. Signatures are hashed
@@ -478,12 +488,7 @@ def _refine(row_at, run_b, run_t, prev_cls, out):  # type: ignore[no-untyped-def
     number of classes, or -1 on a collision."""
     n = prev_cls.shape[0]
     m1 = np.uint64(0xFF51AFD7ED558CCD)
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    table_sig = np.empty(size, np.uint64)
-    table_cls = np.full(size, -1, np.int64)
+    table_sig, table_cls, mask = _open_table(n)
     rep = np.empty(n, np.int64)  # class -> its first state
     k = 0
     for s in range(n):
@@ -1167,12 +1172,7 @@ def _minimize_tree_prefix(trans, accepting, n_tree):  # type: ignore[no-untyped-
     names against JSON strings (m = 3,000 transitions)."""
     n = trans.shape[0]
     m1 = np.uint64(0xFF51AFD7ED558CCD)
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    slot_sig = np.empty(size, np.uint64)
-    slot_rep = np.full(size, -1, np.int64)
+    slot_sig, slot_rep, mask = _open_table(n)
     cls = np.empty(n, np.int64)  # the representative row of each row's class; -1: dead
     for q in range(n_tree, n):
         cls[q] = q

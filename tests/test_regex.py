@@ -344,7 +344,6 @@ def test_tree_minimisation_equals_partition_refinement_on_any_dfa() -> None:
     beside DFAs other than JSON strings: strings outside the language (dead trie rows), trie rows whose
     language is one of the DFA's states (merged into it), the empty string."""
     import constrain.fsm as fsm
-    from constrain.fsm import compile_regex
 
     rng = random.Random(5)
     patterns = ["(a|b)*c", "a*", "[ab]{0,3}", "(ab)*", "a(b|c)*a?", "c|ab*", "[abc]*b[abc]"]

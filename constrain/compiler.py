@@ -77,12 +77,18 @@ class CompiledConstraint:
         return f"CompiledConstraint({self.kind}, {src[:60] + '...' if len(src) > 60 else src})"
 
 
+GRAMMAR_PRECOMPUTE_S = 0.03
+"""Default time a grammar's compile may spend on lexeme walks ahead of use (see :class:`Compiler`)."""
+
+
 class Compiler:
     """Compiles constraints for one tokenizer.
 
     ``tokenizer``: a Hugging Face tokenizer (or pass ``vocab=`` directly). ``vocab_size``: the model's
     logit width if it is larger than the tokenizer. ``eos_token_ids``: extra end-of-sequence ids (e.g.
-    ``model.generation_config.eos_token_id``).
+    ``model.generation_config.eos_token_id``). ``precompute_s``: seconds a Lark or GBNF grammar's compile
+    may spend walking its lexer states ahead of first use (:data:`GRAMMAR_PRECOMPUTE_S` by default; 0 walks
+    each on first use). JSON schemas share theirs across schemas and always walk on first use.
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class Compiler:
         vocab_size: int | None = None,
         eos_token_ids: Any = None,
         cache_size: int = 256,
+        precompute_s: float | None = None,
     ) -> None:
         if vocab is None:
             if tokenizer is None:
@@ -112,6 +119,7 @@ class Compiler:
         self.trie = self._work.trie
         self._cache: OrderedDict[Hashable, CompiledConstraint] = OrderedDict()
         self._cache_size = cache_size
+        self.precompute_s = GRAMMAR_PRECOMPUTE_S if precompute_s is None else precompute_s
         self._lock = threading.Lock()
 
     @property
@@ -159,7 +167,10 @@ class Compiler:
         # JSON-Schema grammars have no combinatorial alternatives to factor (on MaskBench 14 of 1,184
         # candidates shrank, for 5% of compile time); Lark's expansion of optional parts does
         tables = build_tables(grammar, self.vocab.byte_alphabet, factor=kind != "json_schema")
-        return CompiledConstraint(GrammarAutomaton(tables, self.vocab, self.trie, self.shared_masks), kind, grammar)
+        automaton = GrammarAutomaton(tables, self.vocab, self.trie, self.shared_masks)
+        if kind != "json_schema" and self.precompute_s > 0:
+            automaton.precompute_lexemes(self.precompute_s)
+        return CompiledConstraint(automaton, kind, grammar)
 
     @property
     def shared_masks(self) -> Any:

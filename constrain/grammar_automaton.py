@@ -17,6 +17,7 @@ Masks are cached per state, so repeated structure (the tenth element of a list) 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -393,6 +394,38 @@ class GrammarAutomaton(TokenAutomaton):
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
+
+    def precompute_lexemes(self, budget_s: float) -> int:
+        """Walk the lexemes of this grammar's lexer states now, nearest a terminal's start first, until
+        ``budget_s`` seconds are spent; return how many states have theirs. They depend on no parse
+        context, so a mask that meets a state later finds its lexeme done (most of a small grammar's
+        first masks was these walks: a character-level lexer state costs a walk of the whole trie).
+        States past the budget are walked on first use, as before."""
+        deadline = time.perf_counter() + budget_s
+        done = 0
+        for g in self._states_by_depth().tolist():
+            if time.perf_counter() > deadline:
+                break
+            self._lexeme(g)
+            done += 1
+        return done
+
+    def _states_by_depth(self) -> I64:
+        """Every global lexer state but the empty lexeme's, in order of its distance from a terminal's
+        start state (breadth first, all terminals at once)."""
+        trans = self._gtrans
+        seen = np.zeros(trans.shape[0], np.bool_)
+        seen[self.tables.eps_state] = True
+        frontier = np.unique(self._term_start)
+        frontier = frontier[frontier != self.tables.eps_state]
+        order: list[I64] = []
+        while len(frontier):
+            seen[frontier] = True
+            order.append(frontier)
+            nxt = np.unique(trans[frontier])
+            nxt = nxt[nxt >= 0]
+            frontier = nxt[~seen[nxt]].astype(np.int64)
+        return np.concatenate(order) if order else _NO_NODES
 
     def _lexeme(self, g: int) -> tuple[LexKey, Lexeme]:
         """The shared lexeme of global lexer state ``g`` and the key it is kept under (kept here too: a
@@ -795,15 +828,15 @@ class GrammarAutomaton(TokenAutomaton):
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
             n = cross_below(lex.boundaries, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
-                            self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000, out,
-                            nodes, states, visited)
+                            self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
+                            _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
             visited[0] += lex.visited
         if n == -2:
             out[:] = 0
             visited[0] = 0
             n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
-                           follow_ok, trie.max_depth, out, nodes, states, visited)
+                           follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
         second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
         if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking

@@ -402,7 +402,7 @@ def _goes_on(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-untype
 
 @numba.njit(cache=True, nogil=True)
 def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
-               gacc, gterm, tignore, follow_ok, max_depth, out, second_nodes, second_states,
+               gacc, gterm, tignore, follow_ok, max_depth, max_second, out, second_nodes, second_states,
                visited):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
@@ -412,8 +412,10 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
     boundary), records (trie node, lexer state) for the caller, which needs the parser to continue, unless
     no byte below the node may start a lexeme after that terminal (``follow_ok[terminal]``; all True: no
-    such check). Returns the number of such records, or -1 on overflow; ``visited[0]`` counts the trie nodes walked
-    (about what an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
+    such check). Returns the number of such records, or -1 on overflow or once the trie nodes below the
+    records pass ``max_second`` (the caller then walks the thread exactly instead: stopping early saves the
+    rest of a walk whose result would not be used); ``visited[0]`` counts the trie nodes walked (about what
+    an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
     ns = 0
     for b in range(256):
@@ -424,6 +426,7 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     cnt = np.zeros(max_depth + 2, np.int64)
     own[0] = g0
     n_second = 0
+    second_size = 0
     i = 1
     while i < n_nodes:
         d = node_depth[i]
@@ -480,6 +483,9 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
                         second_nodes[n_second] = i
                         second_states[n_second] = q
                         n_second += 1
+                        second_size += subtree_end[i] - i
+                        if second_size > max_second:
+                            return -1
         i += 1
     return n_second
 
@@ -542,12 +548,12 @@ def lexeme_digest(inside, boundaries):  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True, nogil=True)
 def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, out, second_nodes, second_states,
-                visited):  # type: ignore[no-untyped-def]
+                gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out, second_nodes,
+                second_states, visited):  # type: ignore[no-untyped-def]
     """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`): below each boundary node only
     the next lexemes (expected set ``e``) are walked, not the lexeme itself again. Returns the number of
-    second-boundary records, -1 on overflow, -2 past ``budget`` visited nodes (nested boundaries whose
-    subtrees overlap: the single walk of :func:`cross_walk` is then cheaper).
+    second-boundary records, -1 on overflow or past ``max_second`` (as there), -2 past ``budget`` visited
+    nodes (nested boundaries whose subtrees overlap: the single walk of :func:`cross_walk` is then cheaper).
 
     The per-byte step of the next lexemes and the second-boundary records are :func:`cross_walk`'s, written
     out again on purpose: one helper shared by both (``inline="always"``) made cross masks 3.6x slower
@@ -559,6 +565,7 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
     nxt = np.empty((max_depth + 2, cap), np.int64)
     cnt = np.zeros(max_depth + 2, np.int64)
     n_second = 0
+    second_size = 0
     for k0 in range(bnodes.shape[0]):
         root = bnodes[k0]
         d0 = node_depth[root]
@@ -616,6 +623,9 @@ def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree
                         second_nodes[n_second] = i
                         second_states[n_second] = q
                         n_second += 1
+                        second_size += subtree_end[i] - i
+                        if second_size > max_second:
+                            return -1
             i += 1
     return n_second
 

@@ -633,3 +633,31 @@ def test_walks_spawn_from_expected_sets_made_during_the_walk(monkeypatch: pytest
         assert m.advance(t)
     assert made > 0 and refreshes and sum(refreshes) == 0
 
+
+def test_lexemes_walked_at_compile_time_give_the_same_masks() -> None:
+    """A Lark/GBNF compile walks its lexer states' lexemes ahead of use (start states first) within its
+    time budget; masks then equal those of a compiler that walks each on first use (separate caches)."""
+    vocab = compiler("smollm2").vocab
+    text = 'root ::= (expr "=" ws term "\\n")+\nexpr ::= term ([-+*/] term)*\n' \
+           'term ::= [a-z] [a-z0-9_]* ws | [0-9]+ ws | "(" ws expr ")" ws\nws ::= [ \\t\\n]*'
+    eager = constrain.Compiler(vocab=vocab, precompute_s=60.0).gbnf(text)
+    lazy = constrain.Compiler(vocab=vocab, precompute_s=0).gbnf(text)
+    a = eager.automaton
+    states = a._states_by_depth().tolist()
+    assert sorted(states) == [g for g in range(a.tables.n_global_states) if g != a.tables.eps_state]
+    starts = set(a._term_start.tolist()) - {a.tables.eps_state}
+    assert set(states[: len(starts)]) == starts  # nearest a terminal's start first
+    assert set(a._lexeme_of) == set(states)
+    assert not lazy.automaton._lexeme_of  # nothing walked before the first mask
+    assert constrain.Compiler(vocab=vocab, precompute_s=0).gbnf(text).automaton.precompute_lexemes(0.0) == 0
+    bm_e = np.zeros((1, bitmask_words(eager.vocab_size)), np.int32)
+    bm_l = bm_e.copy()
+    tokenizer = compiler("smollm2").tokenizer
+    for s in sample_strings(gbnf_to_grammar(text), 8, seed=1, byte_alphabet=vocab.byte_alphabet):
+        me, ml = eager.matcher(), lazy.matcher()
+        for t in tokenizer.encode(s, add_special_tokens=False):
+            me.fill_bitmask(bm_e, 0)
+            ml.fill_bitmask(bm_l, 0)
+            assert np.array_equal(bm_e, bm_l)
+            assert me.advance(t) and ml.advance(t)
+        assert me.accepting and ml.accepting

@@ -46,15 +46,21 @@ def _reference(text: str, folder: Path | None = None) -> Any:
     return lark.Lark(text, parser="earley", lexer="dynamic_complete", import_paths=[str(folder)] if folder else [])
 
 
+# One temp folder for the whole run, removed when the interpreter exits.
+_LINKED_IMPORTS = tempfile.TemporaryDirectory(prefix="lark-imports-")
+
+
 def _import_folder(path: Path) -> Path:
     """Where the grammar's relative imports resolve: lark's example files are stored flattened
     (``examples_composition_csv.lark``), so they are linked under their upstream names in a temp folder."""
     prefix = "examples_composition_"
     if not path.name.startswith(prefix):
         return path.parent
-    folder = Path(tempfile.mkdtemp(prefix="lark-imports-"))
-    for sibling in path.parent.glob(prefix + "*.lark"):
-        (folder / sibling.name[len(prefix):]).symlink_to(sibling)
+    folder = Path(_LINKED_IMPORTS.name) / path.parent.name
+    if not folder.exists():
+        folder.mkdir()
+        for sibling in path.parent.glob(prefix + "*.lark"):
+            (folder / sibling.name[len(prefix):]).symlink_to(sibling)
     return folder
 
 

@@ -838,9 +838,10 @@ class GrammarAutomaton(TokenAutomaton):
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                            follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
         second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
-        if n < 0 or second > min(_MAX_SECOND_LEVEL_NODES, int(visited[0])):
+        if n < 0 or second > int(visited[0]):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
-            # below each costs more than one exact walk of the thread
+            # below each costs more than one exact walk of the thread (the walks return -1 themselves once
+            # ``second`` passes _MAX_SECOND_LEVEL_NODES)
             return None, _NO_NODES, _NO_NODES
         out.setflags(write=False)
         if n > 1:  # nested boundaries may record a (node, state) twice: one sort of (node, state) keys

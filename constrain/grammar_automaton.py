@@ -347,7 +347,10 @@ class GrammarAutomaton(TokenAutomaton):
     """Token-level automaton of a grammar (see the module docstring)."""
 
     def __init__(self, tables: GrammarTables, vocab: Vocabulary, trie: TokenTrie, shared: SharedMasks,
-                 reuse_masks: bool = True) -> None:
+                 reuse_masks: bool = True, observe_after: int = 0) -> None:
+        """``reuse_masks``: look new states' masks up by replaying past computations (:mod:`observed_masks`);
+        ``observe_after``: fresh masks computed before the first lookup (where states seldom recur with new
+        parser columns, as in most JSON schemas, observing the first ones costs more than it finds)."""
         super().__init__(vocab, trie)
         self.tables = tables
         self.parser = EarleyParser(tables)
@@ -389,7 +392,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._follow_key: list[bytes] = []
         self._lexeme_of: dict[int, tuple[LexKey, Lexeme]] = {}  # global lexer state -> see _lexeme
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
-        self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0)
+        self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0, observe_after=observe_after)
         self._cap = _CAP0  # threads per byte the walks start with: what this grammar's walks needed so far
         self._sync_eids()
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))

@@ -41,6 +41,7 @@ from constrain.earley import (
     table_get,
     table_put,
 )
+from constrain.grammar_walk import lexeme_digest
 
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
@@ -157,6 +158,8 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
     return MATCH
 
 
+_NO_BOUNDARIES = np.zeros(0, np.int32)
+
 _WINDOW = 32
 """Lookups over which :meth:`ObservedMasks.observing` judges whether observing pays."""
 _MIN_HIT_RATE = 8
@@ -176,16 +179,16 @@ class ObservedMasks:
     Bounded in bytes (observations and the distinct masks they hold): past ``max_bytes`` everything is
     dropped and collected again, which costs only recomputation."""
 
-    def __init__(self, max_bytes: int = 64 << 20, per_key: int = 32) -> None:
+    def __init__(self, max_bytes: int = 64 << 20, per_key: int = 32, observe_after: int = 0) -> None:
         self._lookups = 0  # in this window (updated without a lock: a lost count only shifts a window)
         self._finds = 0
-        self._paused = 0
+        self._paused = observe_after  # lookups skipped before the first window (see GrammarAutomaton)
         self._pause = _FIRST_PAUSE
         self._entries: dict[tuple[Any, ...], list[tuple[I64, I64, U32]]] = {}
         self._max_bytes = max_bytes
         self._bytes = 0
         self._per_key = per_key
-        self._masks: dict[bytes, U32] = {}  # equal masks share memory
+        self._masks: dict[tuple[int, int], U32] = {}  # equal masks share memory (by digest, then compared)
         self.reused = 0
         """Masks found by replay (for tests and statistics)."""
         self._lock = threading.Lock()
@@ -237,10 +240,11 @@ class ObservedMasks:
         if self._max_bytes == 0:
             return
         ops = ops.astype(np.int32)  # kinds, column numbers, terminals: small
+        h1, h2 = lexeme_digest(mask, _NO_BOUNDARIES)  # hashing its 16 kB as a dict key took 9 us an add
+        content = (int(h1), int(h2))
         with self._lock:
-            content = mask.tobytes()
             shared = self._masks.get(content)
-            if shared is None:
+            if shared is None or not np.array_equal(shared, mask):
                 shared = self._masks[content] = mask
                 self._bytes += int(mask.nbytes)
             entries = self._entries.setdefault(key, [])

@@ -244,6 +244,33 @@ def test_observation_pauses_where_it_does_not_pay() -> None:
     store._lookups = store._finds = 0
     assert run(store, False) == om._FIRST_PAUSE
     assert not om.ObservedMasks(max_bytes=0).observing()
+    late = om.ObservedMasks(observe_after=5)  # the first lookups are skipped, then windows as above
+    assert [late.observing() for _ in range(6)] == [False] * 5 + [True]
+
+
+def test_json_schema_automata_observe_after_their_first_masks() -> None:
+    """JSON-Schema automata compute their first :data:`JSON_OBSERVE_AFTER` new masks without looking them up
+    (states seldom recur with new parser columns there); grammars look up from the first, and equal masks
+    kept by two observations share one array."""
+    from constrain.compiler import JSON_OBSERVE_AFTER
+
+    comp = compiler("smollm2")
+    schema = {"type": "object", "properties": {"observed": {"type": "array", "items": {"type": "integer"}}}}
+    automaton = comp.json_schema(schema).automaton
+    assert [automaton._observed.observing() for _ in range(JSON_OBSERVE_AFTER + 1)] == (
+        [False] * JSON_OBSERVE_AFTER + [True])
+    assert comp.lark(JSON_LARK + "\n// a text of its own: not a cached automaton\n").automaton._observed.observing()
+    store = automaton._observed
+    mask = np.zeros(comp.shared_masks.words, np.uint32)
+    mask[3] = 5
+    key = ((0,), b"", (0,))
+    store.add(key, np.zeros((0, 4), np.int64), np.zeros(1, np.int64), mask)
+    store.add(key, np.zeros((1, 4), np.int64), np.zeros(1, np.int64), mask.copy())
+    other = mask.copy()
+    other[4] = 1
+    store.add(key, np.zeros((2, 4), np.int64), np.zeros(1, np.int64), other)
+    kept = [m for _, _, m in store.candidates(key)]
+    assert kept[0] is kept[1] and np.array_equal(kept[2], other)
 
 
 def test_bounded_caches_give_the_same_masks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,6 @@ from constrain.earley import (
     table_get,
     table_put,
 )
-from constrain.grammar_walk import lexeme_digest
 
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
@@ -158,8 +157,6 @@ def replay(roots, ops, eids, pkeys, pvals, n_terms1, P, write, misses, nmiss):  
     return MATCH
 
 
-_NO_BOUNDARIES = np.zeros(0, np.int32)
-
 _WINDOW = 32
 """Lookups over which :meth:`ObservedMasks.observing` judges whether observing pays."""
 _MIN_HIT_RATE = 8
@@ -188,7 +185,7 @@ class ObservedMasks:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._per_key = per_key
-        self._masks: dict[tuple[int, int], U32] = {}  # equal masks share memory (by digest, then compared)
+        self._masks: dict[bytes, U32] = {}  # equal masks share memory
         self.reused = 0
         """Masks found by replay (for tests and statistics)."""
         self._lock = threading.Lock()
@@ -240,11 +237,10 @@ class ObservedMasks:
         if self._max_bytes == 0:
             return
         ops = ops.astype(np.int32)  # kinds, column numbers, terminals: small
-        h1, h2 = lexeme_digest(mask, _NO_BOUNDARIES)  # hashing its 16 kB as a dict key took 9 us an add
-        content = (int(h1), int(h2))
         with self._lock:
+            content = mask.tobytes()
             shared = self._masks.get(content)
-            if shared is None or not np.array_equal(shared, mask):
+            if shared is None:
                 shared = self._masks[content] = mask
                 self._bytes += int(mask.nbytes)
             entries = self._entries.setdefault(key, [])

@@ -250,8 +250,8 @@ def test_observation_pauses_where_it_does_not_pay() -> None:
 
 def test_json_schema_automata_observe_after_their_first_masks() -> None:
     """JSON-Schema automata compute their first :data:`JSON_OBSERVE_AFTER` new masks without looking them up
-    (states seldom recur with new parser columns there); grammars look up from the first, and equal masks
-    kept by two observations share one array."""
+    (states seldom recur with new parser columns there); grammars look up from the first; equal masks kept
+    by two observations share one array, unequal ones do not."""
     from constrain.compiler import JSON_OBSERVE_AFTER
 
     comp = compiler("smollm2")

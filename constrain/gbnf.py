@@ -409,12 +409,16 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
         if nt in regex:
             continue
         for rhs in alts:
-            new: list[Symbol] = []
-            for s in rhs:
-                if isinstance(s, N) and s.name in regex:
-                    new.append(b.terminal(regex[s.name], name=s.name))
-                else:
-                    new.append(s)
+            parts = [regex.get(s.name) if isinstance(s, N) else g.terminals[s.name] for s in rhs]
+            nodes = [x for x in parts if isinstance(x, Node)]
+            if len(rhs) > 1 and len(nodes) == len(rhs) and _size(Seq(tuple(nodes))) <= max_nodes:
+                # a regular alternative of a rule that stays a rule (the start rule, or one that recurses in
+                # another alternative): one lexeme. Only whole alternatives: merging the regular runs between
+                # a rule's nonterminals made the C grammars 2-3x slower (longer, more ambiguous lexemes)
+                out_rules.append((nt, [b.terminal(Seq(tuple(nodes)))]))
+                continue
+            new = [b.terminal(regex[s.name], name=s.name) if isinstance(s, N) and s.name in regex else s
+                   for s in rhs]
             out_rules.append((nt, new))
     for nt, new_rhs in out_rules:
         b.add(N(nt), new_rhs)

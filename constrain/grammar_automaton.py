@@ -810,6 +810,8 @@ class GrammarAutomaton(TokenAutomaton):
         return self._follow
 
     def _shared_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
+        if not len(self._eid_order[e]):  # nothing may follow the lexeme (the text's end): no token crosses it
+            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
         mask, nodes, states = self._compute_cross(g, e, follow_ok)
         if mask is not None:
             mask = mask | self._inside(g)

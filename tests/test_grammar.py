@@ -434,6 +434,8 @@ def test_whitespace_runs_do_not_grow_the_parser() -> None:
     'root ::= l "]"\nl ::= l "x" | l m | "["\nm ::= "y" | "zz"',  # left recursion
     'root ::= "(" r ")" r\nr ::= "a" r | ("b" | "c") s\ns ::= "d" s | "e"',  # a group used twice
     'root ::= p\np ::= "(" p ")" | "x"',  # not linear: stays a rule
+    'root ::= c+ (" " c*)*\nc ::= [xy] | "a"',  # a start rule regular once c is: one terminal
+    'root ::= "(" p ")" "a" p\np ::= "(" p ")" | "x" "y"?',  # regular runs beside a rule that is not
 ])
 def test_linear_recursive_rules_become_terminals_with_the_same_language(text: str) -> None:
     """Right- and left-linear groups of rules are solved into regexes (Arden's rule); the inlined grammar
@@ -457,6 +459,33 @@ def test_linear_recursive_rules_become_terminals_with_the_same_language(text: st
             assert b.matcher().accepts_text(s) == expected, s
             checked += expected
     assert checked >= 3
+
+
+def test_adjacent_regular_symbols_become_one_lexeme() -> None:
+    """A regular alternative of a rule that stays a rule (the start rule, or one that recurses in another
+    alternative) is one terminal: a character-level grammar such as ``english.gbnf`` is then one lexeme,
+    whose masks are its lexer states' precomputed ones, not walks across a lexeme boundary at every byte.
+    Alternatives that name a rule keep their terminals apart."""
+    from constrain.gbnf import gbnf_to_grammar
+
+    text = 'root ::= en+ ([ \\t] en+)*\nen ::= [a-z] | [0-9] | "."'
+    whole = gbnf_to_grammar(text)
+    assert [len(r.rhs) for r in whole.rules] == [1]
+    # nothing follows its one lexeme: each mask is that lexeme's (no walk into a next one), and exact
+    comp = compiler("smollm2")
+    c = comp.gbnf(text)
+    m = c.matcher()
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    for piece in ("ab", " c9", "\t."):
+        for t in comp.tokenizer.encode(piece, add_special_tokens=False):
+            assert m.advance(t)
+        m.fill_bitmask(bm, 0)
+        allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist())
+        advancing = {t for t in range(c.vocab_size) if m.fork().advance(t)}
+        assert allowed == advancing
+    nested = gbnf_to_grammar('root ::= "(" p ")" | w "!"\nw ::= [a-z]+\np ::= "(" p ")" | w')
+    shapes = sorted(tuple(type(x).__name__ for x in r.rhs) for r in nested.rules)
+    assert shapes == [("T",), ("T",), ("T", "N", "T"), ("T", "N", "T")], shapes
 
 
 def test_a_repetition_of_rules_reuses_its_columns() -> None:

@@ -83,7 +83,7 @@ JSON_OBSERVE_AFTER = 256
 """New parser states whose masks a JSON-Schema automaton computes before it starts looking masks up by
 replay (:mod:`constrain.observed_masks`). Schemas seldom reach a familiar place with new parser columns
 except through recursion, and watching for it cost more than it found: on every 10th MaskBench schema
-(Llama 3) the mask mean was 42 us without observing and 46-49 us with it. Recursive schemas walked long
+(Llama 3) the mask mean was 41-43 us without observing and 45-49 us with it. Recursive schemas walked long
 enough still get it; Lark and GBNF grammars (nested SQL, expressions) observe from the start."""
 
 

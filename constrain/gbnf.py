@@ -409,13 +409,13 @@ def inline_regular_rules(g: Grammar, max_nodes: int = 4000) -> Grammar:
         if nt in regex:
             continue
         for rhs in alts:
-            node = as_node(rhs) if len(rhs) > 1 else None
-            if node is not None and _size(node) <= max_nodes:
+            whole = as_node(rhs) if len(rhs) > 1 else None
+            if whole is not None and _size(whole) <= max_nodes:
                 # a regular alternative of a rule that stays a rule (the start rule, or one that recurses in
                 # another alternative): one lexeme. Only whole alternatives: with the regular runs between a
                 # rule's nonterminals merged too, the C grammars ran 2.5-3x slower (longer, more ambiguous
                 # lexemes; measured on resampled strings)
-                out_rules.append((nt, [b.terminal(node)]))
+                out_rules.append((nt, [b.terminal(whole)]))
                 continue
             new = [b.terminal(regex[s.name], name=s.name) if isinstance(s, N) and s.name in regex else s
                    for s in rhs]

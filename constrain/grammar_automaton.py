@@ -41,6 +41,7 @@ from constrain.grammar_walk import (
     REFRESH,
     cross_below,
     cross_walk,
+    dead_roots,
     lexeme_diff_walk,
     lexeme_digest,
     lexeme_walk,
@@ -84,6 +85,11 @@ _MAX_DIFF_FAILURES = 2
 """Walks from one DFA's lexemes to another's are no longer tried after this many gave up."""
 _MIN_DIFF_VISITED = 20_000
 """Lexemes whose whole walk visits fewer trie nodes are walked whole (comparing languages costs more)."""
+_MIN_SKIP_VISITED = 20_000
+"""Exact walks skip the subtrees that their largest lexeme covers (:func:`grammar_walk.dead_roots`) when
+its walk visited at least this many trie nodes (a comment, a string, an identifier); smaller ones cover
+too little to pay for their list."""
+_MAX_DEAD_ROOTS = 1 << 18
 _MAX_CLASS_BYTES = 64 << 20
 _MAX_LENGTH_CLASS_STATES = 8192
 """DFAs up to this size have their lexemes walked from each other's (classes by length: one row of
@@ -148,6 +154,7 @@ class SharedMasks:
         self.words = words
         self._lexemes: OrderedDict[LexKey, Lexeme] = OrderedDict()
         self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
+        self._dead: OrderedDict[LexKey, tuple[I32 | None]] = OrderedDict()  # see dead()
         self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
         self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
         self._by_result: dict[tuple[int, int, bool], LexKey] = {}
@@ -265,6 +272,21 @@ class SharedMasks:
             boundaries = np.union1d(boundaries, added[:n_add]).astype(np.int32)
         inside.setflags(write=False)
         return Lexeme(inside, boundaries if len(boundaries) <= _MAX_BOUNDARIES else None, base.visited)
+
+    def dead(self, key: LexKey, dfa: ByteDFA, state: int) -> I32 | None:
+        """:func:`grammar_walk.dead_roots` of a lexer state whose lexeme is kept under ``key`` (a function of
+        its inside mask, so shared like it), or None when there are too many to list."""
+        hit = self._dead.get(key)
+        if hit is not None:
+            return hit[0]
+        out = np.empty(_MAX_DEAD_ROOTS, np.int32)
+        trie = self.trie
+        n = dead_roots(state, dfa.trans, trie.node_key, trie.subtree_end, trie.max_depth, out)
+        roots = out[:n].copy() if n >= 0 else None
+        if roots is not None:
+            roots.setflags(write=False)
+        self._put(self._dead, 0, key, (roots,))
+        return roots
 
     def cross(self, key: CrossKey) -> SharedCross | None:
         return self._cross.get(key)
@@ -443,6 +465,14 @@ class GrammarAutomaton(TokenAutomaton):
         key, lex = self.shared.lexeme(self.shared.state_key(dfa, state), dfa, state)
         self._lexeme_of[g] = (key, lex)
         return key, lex
+
+    def _dead_roots(self, g: int) -> I32 | None:
+        """:meth:`SharedMasks.dead` of global lexer state ``g``."""
+        t = int(self._gterm[g])
+        if t >= self.tables.n_terms:
+            return None
+        key = self._lexeme(g)[0]
+        return self.shared.dead(key, self.tables.term_dfas[t], g - int(self._term_start[t]))
 
     # ------------------------------------------------------------------ parser mirror
     def _sync_eids(self) -> None:
@@ -700,18 +730,22 @@ class GrammarAutomaton(TokenAutomaton):
             jobs = [(np.array([next(nexts) for _ in entry.terms], np.int64), entry) for _, entry in crossing]
             self._walk_boundaries(jobs, words, log)
         if exact_c:  # one walk for all of them: the trie is traversed once
-            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log)
+            # the subtrees the largest of their lexemes covers are in ``words`` already: not walked again
+            big = max(exact_g, key=lambda g: self._lexeme(g)[1].visited)
+            dead = self._dead_roots(big) if self._lexeme(big)[1].visited >= _MIN_SKIP_VISITED else None
+            self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log, dead)
         return words
 
     def _inside(self, g: int) -> U32:
         return self._lexeme(g)[1].inside
 
-    def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log) -> None:
-        """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into ``words``."""
+    def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log, dead: I32 | None = None) -> None:
+        """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into
+        ``words``; subtrees without ``dead`` roots are skipped (see :func:`grammar_walk.dead_roots`)."""
         trie = self.trie
         one = np.ones(1, np.int64)
         self._run_jobs(cols, gs, np.array([0, len(cols)], np.int64), trie.node_depth[node] * one, (node + 1) * one,
-                       trie.subtree_end[node] * one, words, log)
+                       trie.subtree_end[node] * one, words, log, dead)
 
     def _walk_boundaries(self, jobs: list[tuple[I64, _CrossEntry]], words: U32, log: _Log) -> None:
         """Lexeme boundaries inside tokens, one walk of the tokens below each: for each thread, the parser
@@ -740,7 +774,7 @@ class GrammarAutomaton(TokenAutomaton):
                        _joined(depth), _joined(first), _joined(end), words, log)
 
     def _run_jobs(self, job_c: I64, job_g: I64, job_off: I64, depth: I64, first: I64, end: I64, words: U32,
-                  log: _Log) -> None:
+                  log: _Log, dead: I32 | None = None) -> None:
         """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at trie depth ``depth[k]`` over nodes
         ``first[k]..end[k]``; where one lacked a parser step, compute it and resume at that trie node."""
         trie = self.trie
@@ -756,7 +790,7 @@ class GrammarAutomaton(TokenAutomaton):
                     job_c, job_g, job_off, depth, first, end, trie.node_byte, trie.node_depth, trie.subtree_end,
                     trie.token_start, trie.node_tokens, *self._walk_args(write), words, cap, trie.max_depth,
                     misses, nmiss, res_node, res_off, res_c, res_g, nres, log.set, log.keys, log.vals, log.n,
-                    buf_c, buf_g, buf_a)
+                    buf_c, buf_g, buf_a, _NO_DEAD if dead is None else dead, dead is not None)
                 if not ok:
                     cap = self._grow(cap)
                     self._cap = max(self._cap, cap)
@@ -882,6 +916,7 @@ def _cross_scratch() -> tuple[I64, I64]:
 
 _NO_NODES = np.zeros(0, np.int64)
 _NO_NODES.setflags(write=False)
+_NO_DEAD = np.zeros(0, np.int32)
 
 
 def _thread_buffers(size: int) -> tuple[I64, I64, I64]:

@@ -100,14 +100,15 @@ def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, tok
                        subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
                        col_eid, eid_start, eid_gs, term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a,
                        seg, misses, nmiss, none, np.zeros(1, np.int64), none, none, np.zeros(2, np.int64), none, none,
-                       none, none)
+                       none, none, np.zeros(0, np.int32), False)
 
 
 @numba.njit(cache=True, nogil=True)
 def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtree_end, token_start, node_tokens,
                 gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
                 term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss,
-                res_node, res_off, res_c, res_g, nres, log_set, log_key, log_val, nlog):  # type: ignore[no-untyped-def]
+                res_node, res_off, res_c, res_g, nres, log_set, log_key, log_val, nlog, dead,
+                skip):  # type: ignore[no-untyped-def]
     """The walk itself: depth-first over the trie below ``start``, one level of threads per byte.
 
     At each node the threads of its parent consume the node's byte (buf[lo:hi] -> buf[hi:w]):
@@ -126,6 +127,11 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     union) is appended once to ``log_key``/``log_val`` (``nlog[0]`` entries; ``nlog[1] = 1`` if they did
     not fit): :mod:`observed_masks` reuses a mask for a state whose parser answers the same.
 
+    With ``skip``, subtrees whose every token is already in ``out`` are not walked: those are the
+    subtrees with no node of ``dead`` in them and no ancestor in it (:func:`dead_roots` of a lexeme whose
+    inside mask the caller put in ``out``; a comment or string lexeme covers most of the trie, and walking
+    it again below every byte where the lexeme may end is what made such masks cost tens of ms).
+
     Everything is written out in this one loop on purpose: a helper call that takes arrays inside it
     makes numba count references on every iteration, thirty times slower."""
     n0 = init_c.shape[0]
@@ -138,8 +144,25 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     spawn_cols = np.empty(_MAX_SPAWN_COLUMNS, np.int64)  # the columns whose expected lexemes b starts
     eset_start = P[22]  # the parser's expected sets (for sets newer than the spawn lists)
     eset_terms = P[23]
+    n_dead = dead.shape[0]
+    dp = 0
+    if skip:  # the first dead root at or after ``first`` (binary search), then a pointer that only moves on
+        hi_d = n_dead
+        while dp < hi_d:
+            mid = (dp + hi_d) // 2
+            if dead[mid] < first:
+                dp = mid + 1
+            else:
+                hi_d = mid
     node = first
     while node < end:
+        if skip:
+            while dp < n_dead and dead[dp] <= node:
+                dp += 1
+            # below a dead root (the last one at or before node): not covered; else covered if none inside
+            if (dp == 0 or node >= subtree_end[dead[dp - 1]]) and (dp == n_dead or dead[dp] >= subtree_end[node]):
+                node = subtree_end[node]
+                continue
         d = node_depth[node] - depth0
         lo = seg[d - 1]
         hi = seg[d]
@@ -371,11 +394,11 @@ def walk_buffer_size(cap: int, max_depth: int, n_threads: int) -> int:
 def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, node_depth, subtree_end,
               token_start, node_tokens, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start,
               eid_gs, term_start, ign_starts, P, write, out, cap, max_depth, misses, nmiss, res_node, res_off, res_c,
-              res_g, nres, log_set, log_key, log_val, nlog, buf_c, buf_g, buf_a):  # type: ignore[no-untyped-def]
+              res_g, nres, log_set, log_key, log_val, nlog, buf_c, buf_g, buf_a, dead, skip):  # type: ignore[no-untyped-def]
     """Run walks ``k``: threads ``job_*[job_off[k]:job_off[k+1]]`` at depth ``job_depth[k]`` over trie
     nodes ``job_first[k]..job_end[k]`` (see :func:`_walk_range`). Returns False on thread overflow. The
     thread buffers ``buf_*`` hold :func:`walk_buffer_size` entries (the caller's, reused: fresh ones of a
-    few hundred kB would be fresh pages to fault in at every walk)."""
+    few hundred kB would be fresh pages to fault in at every walk). ``dead``, ``skip``: see :func:`_walk_range`."""
     seg = np.zeros(max_depth + 3, np.int64)
     for k in range(job_first.shape[0]):
         lo, hi = job_off[k], job_off[k + 1]
@@ -383,7 +406,7 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
                            node_depth, subtree_end, token_start, node_tokens, gtrans, gacc, gterm, tignore,
                            n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs, term_start, ign_starts, P, write,
                            out, cap, buf_c, buf_g, buf_a, seg, misses, nmiss, res_node, res_off, res_c, res_g, nres,
-                           log_set, log_key, log_val, nlog):
+                           log_set, log_key, log_val, nlog, dead, skip):
             return False
     return True
 
@@ -529,6 +552,32 @@ def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start
         i += 1
     visited[0] += n_visited
     return nb
+
+
+@numba.njit(cache=True, nogil=True)
+def dead_roots(g0, gtrans, node_key, subtree_end, max_depth, out):  # type: ignore[no-untyped-def]
+    """The trie nodes where the lexeme in lexer state ``g0`` dies (the first dead node of each path below
+    the root, in preorder) into ``out``; their count, or -1 if ``out`` is too small. Every token of a
+    subtree that holds none of them, and has none above it, stays inside the lexeme (each trie node is a
+    prefix of a token below it, and a lexeme that dies stays dead): :func:`_walk_range` skips those."""
+    n_nodes = node_key.shape[0]
+    stack = np.empty(max_depth + 1, np.int64)
+    stack[0] = g0
+    n = 0
+    i = 1
+    while i < n_nodes:
+        key = node_key[i]
+        s = gtrans[stack[(key >> 8) - 1], key & 255]
+        if s < 0:
+            if n >= out.shape[0]:
+                return -1
+            out[n] = i
+            n += 1
+            i = subtree_end[i]
+            continue
+        stack[key >> 8] = s
+        i += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -717,3 +718,55 @@ def test_lexemes_walked_at_compile_time_give_the_same_masks() -> None:
             assert np.array_equal(bm_e, bm_l)
             assert me.advance(t) and ml.advance(t)
         assert me.accepting and ml.accepting
+
+
+def test_exact_walks_skip_what_a_lexeme_covers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exact walks skip the subtrees whose tokens all stay inside their largest lexeme (a comment that may
+    end before any byte covers nearly the whole trie: walking it again below every byte cost Go masks tens
+    of ms). The dead roots are those of a plain walk of the lexeme's DFA, and the masks equal those of walks
+    that skip nothing, and advancing every token of the vocabulary."""
+    from constrain import grammar_automaton as ga
+
+    comp = compiler("smollm2")
+    # names side by side (Go's ``var x int``) may split anywhere: crossings out of a name are walked exactly
+    grammar = ('start: stmt+\nstmt: NAME+ "=" value eos\nvalue: NAME | NUMBER | NAME "(" value ")"\n'
+               'eos: ";" | EOS\nEOS: /((\\n[\\t ]*)|(\\/\\/[^\\n]*))+/\nNAME: /[a-z_]+/\nNUMBER: /[0-9]+/\n'
+               '%ignore " "\n')
+    text = "a = b // the note\nc = f(d);e = 12 // x = y\nzz = q\n"
+    tok = comp.tokenizer
+    ids = tok.encode(text, add_special_tokens=False)
+    used = []
+    dead = ga.SharedMasks.dead
+
+    def recording(self: ga.SharedMasks, key: Any, dfa: Any, state: int) -> Any:
+        roots = dead(self, key, dfa, state)
+        trie = self.trie
+        # brute force: the nodes where the DFA dies, below a node where it lives (or the root)
+        at_depth = [state] + [-1] * (trie.max_depth + 1)  # the DFA state at the current path's nodes
+        expect = []
+        for i, key in enumerate(trie.node_key.tolist()[1:], start=1):
+            parent = at_depth[(key >> 8) - 1]
+            s = int(dfa.trans[parent, key & 255]) if parent >= 0 else -1
+            if parent >= 0 and s < 0:
+                expect.append(i)
+            at_depth[key >> 8] = s
+        assert roots is not None and roots.tolist() == expect
+        used.append(len(roots))
+        return roots
+
+    monkeypatch.setattr(ga.SharedMasks, "dead", recording)
+    skipping = comp.lark(grammar)
+    plain = constrain.Compiler(vocab=comp.vocab).lark(grammar + "\n")  # its own automaton and masks
+    bm = np.zeros((1, bitmask_words(skipping.vocab_size)), np.int32)
+    bm_plain = bm.copy()
+    m, mp = skipping.matcher(), plain.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        with monkeypatch.context() as ctx:
+            ctx.setattr(ga, "_MIN_SKIP_VISITED", 1 << 62)
+            mp.fill_bitmask(bm_plain, 0)
+        assert np.array_equal(bm, bm_plain), tok.decode(ids[:k])
+        if k in (4, 5, 13, len(ids) - 4):
+            assert_mask_equals_advance(skipping, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t) and mp.advance(t)
+    assert used  # a comment's lexeme was big enough to skip with

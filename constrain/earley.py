@@ -562,6 +562,7 @@ class EarleyParser:
         self._nullable = tables.nullable.astype(np.bool_)
         self._n_nt = len(tables.nonterm_names)
         self._final_item = int(tables.rule_start[0]) + 1  # start' -> start .
+        _load_growth_kernels()
         self._closures()
         self.cnt = np.zeros(10, np.int64)
         self._need = np.zeros(10, np.int64)
@@ -944,3 +945,21 @@ def _rehash_reps(rt, new):  # type: ignore[no-untyped-def]
             while new[j, 0] != EMPTY_KEY:
                 j = (j + 1) & mask
             new[j] = rt[i]
+
+
+_growth_kernels_loaded = False
+
+
+def _load_growth_kernels() -> None:
+    """Run the table-growth kernels once on tiny tables. Loading them from numba's cache takes 3-5 ms
+    each; without this, the mask computation that first grows a parser in a process paid all of it (a
+    13-16 ms token), where the first parser built now does."""
+    global _growth_kernels_loaded
+    if _growth_kernels_loaded:
+        return
+    _rehash_ids_nb(np.full(16, -1, np.int64), np.zeros(4, np.int64), np.full(32, -1, np.int64))
+    _rehash_views(_view_table(16), _view_table(32))
+    _rehash_reps(_rep_table(16), _rep_table(32))
+    table_rehash(np.full(16, EMPTY_KEY, np.int64), np.full(16, -1, np.int64), np.full(32, EMPTY_KEY, np.int64),
+                 np.full(32, -1, np.int64))
+    _growth_kernels_loaded = True

@@ -770,3 +770,46 @@ def test_exact_walks_skip_what_a_lexeme_covers(monkeypatch: pytest.MonkeyPatch) 
             assert_mask_equals_advance(skipping, m, bm, tok.decode(ids[:k]))
         assert m.advance(t) and mp.advance(t)
     assert used  # a comment's lexeme was big enough to skip with
+
+
+def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lexeme with many boundaries (an identifier may end at nearly every node) crosses into the next
+    lexemes from its exits grouped by byte (``grammar_walk.cross_exits``), visiting only the children whose
+    byte starts a lexeme of the expected set; every such crossing equals the one walked below each boundary
+    (``cross_below``): the same mask and second-boundary records. The masks also equal advancing."""
+    from constrain import grammar_automaton as ga
+    from constrain import grammars
+
+    compute = ga.GrammarAutomaton._compute_cross
+    compared = []
+
+    def both(self: ga.GrammarAutomaton, g: int, e: int, follow_ok: np.ndarray) -> Any:
+        key, lex = self._lexeme(g)
+        if lex.boundaries is None or len(lex.boundaries) < ga._MIN_EXIT_BOUNDARIES:
+            return compute(self, g, e, follow_ok)
+        self.shared.exits(key, lex)
+        assert self.shared.exits(key, lex) is not None  # listed from the second ask on
+        from_exits = compute(self, g, e, follow_ok)
+        with monkeypatch.context() as ctx:
+            ctx.setattr(ga, "_MIN_EXIT_BOUNDARIES", 1 << 62)
+            below = compute(self, g, e, follow_ok)
+        if from_exits[0] is not None and below[0] is not None:  # (None: a cost estimate, which may differ)
+            assert np.array_equal(from_exits[0], below[0])
+            assert from_exits[1].tolist() == below[1].tolist() and from_exits[2].tolist() == below[2].tolist()
+            compared.append(len(from_exits[1]))
+        return from_exits
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_compute_cross", both)
+    comp = compiler("smollm2")
+    c = constrain.Compiler(vocab=comp.vocab).lark(grammars.load("sql"))  # fresh caches: every crossing computed
+    tok = comp.tokenizer
+    text = "SELECT name , count(*) FROM singer WHERE age > 20 AND country = 'France' ORDER BY name"
+    ids = tok.encode(text, add_special_tokens=False)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        if k in (2, 9):  # inside the select list, after "WHERE age"
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t)
+    assert len(compared) >= 3 and any(compared)  # with second-boundary records too

@@ -550,6 +550,11 @@ class GrammarAutomaton(TokenAutomaton):
         sid = self._state_ids.get(key)
         if sid is not None:
             return sid
+        if len(np.unique(gs)) < len(gs):
+            sid = self._intern(*self._merged(cols, gs))
+            with self._write:
+                self._state_ids[key] = sid
+            return sid
         if len(cols) > MAX_THREADS:
             raise LimitError(f"grammar too ambiguous: more than {MAX_THREADS} lexer threads in one state")
         with self._write:
@@ -568,6 +573,20 @@ class GrammarAutomaton(TokenAutomaton):
             self._accepting.append(accepting)
             self._state_ids[key] = sid
         return sid
+
+    def _merged(self, cols: I64, gs: I64) -> tuple[I64, I64]:
+        """One thread per lexer state: the parser columns of the threads reading a lexeme in the same lexer
+        state are merged into one column, their union. The lexer cannot tell those threads apart, and the
+        parser's answers distribute over a union (an Earley column is a set of items, each with its origin),
+        so the language is the same; the walks then carry one thread where they carried one per place the
+        lexeme could have started. Under every-cut lexing an identifier may have started at each of its
+        letters (Go's ``var x int``): masks there walked the trie with up to 77 such threads."""
+        by_state: dict[int, int] = {}
+        for c, g in zip(cols.tolist(), gs.tolist()):
+            prev = by_state.get(g)
+            by_state[g] = c if prev is None else self.parser.union(prev, c)
+        self._sync_eids()
+        return np.array(list(by_state.values()), np.int64), np.array(list(by_state), np.int64)
 
     def is_accepting(self, state: int) -> bool:
         return self._accepting[state]

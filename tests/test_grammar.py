@@ -813,3 +813,33 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
             assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
         assert m.advance(t)
     assert len(compared) >= 3 and any(compared)  # with second-boundary records too
+
+
+def test_threads_in_one_lexer_state_share_a_merged_column() -> None:
+    """Names side by side may split anywhere, so after ``abcd`` a name may have started at each letter. The
+    state keeps one thread per lexer state, its parser column the union of theirs; the language is the
+    same (lark agrees on every string tried) and the masks equal advancing every token."""
+    import lark
+
+    comp = compiler("smollm2")
+    grammar = 'start: item+\nitem: NAME+ ";" | NAME "(" NAME ")" ";"\nNAME: /[a-z]+/\n%ignore " "\n'
+    c = comp.lark(grammar)
+    ref = lark.Lark(grammar, parser="earley", lexer="dynamic_complete")
+    a = c.automaton
+    state = a.step_bytes(a.initial_state, b"ab cdef")
+    threads = a.threads(state)
+    assert len(threads) == len({g for _, g in threads})
+    columns = {col for col, g in threads if g != a.tables.eps_state}
+    assert columns and all(a.parser.kernel(col) for col in columns)
+    for text in ["ab cdef;", "abc(de);", "a(b);cd;", "abc(de;", "abc", "ab cd(ef);x;", "(a);", "ab;(c);"]:
+        assert (a.step_bytes(a.initial_state, text.encode()) >= 0 and
+                a.is_accepting(a.step_bytes(a.initial_state, text.encode()))) == lark_accepts(ref, text), text
+    tok = comp.tokenizer
+    ids = tok.encode("ab cdef;ghij(kl);", add_special_tokens=False)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t)
+    assert m.accepting

@@ -550,7 +550,7 @@ class GrammarAutomaton(TokenAutomaton):
         sid = self._state_ids.get(key)
         if sid is not None:
             return sid
-        if len(np.unique(gs)) < len(gs):
+        if len(np.unique(gs)) < len(gs) and self._mergeable(gs):
             sid = self._intern(*self._merged(cols, gs))
             with self._write:
                 self._state_ids[key] = sid
@@ -582,11 +582,25 @@ class GrammarAutomaton(TokenAutomaton):
         lexeme could have started. Under every-cut lexing an identifier may have started at each of its
         letters (Go's ``var x int``): masks there walked the trie with up to 77 such threads."""
         by_state: dict[int, int] = {}
+        kept: list[tuple[int, int]] = []
         for c, g in zip(cols.tolist(), gs.tolist()):
+            if self._tignore_list[self._gterm_list[g]]:
+                kept.append((c, g))  # ignored lexemes stay apart (see grammar_walk._walk_range)
+                continue
             prev = by_state.get(g)
             by_state[g] = c if prev is None else self.parser.union(prev, c)
         self._sync_eids()
-        return np.array(list(by_state.values()), np.int64), np.array(list(by_state), np.int64)
+        kept.extend((c, g) for g, c in by_state.items())
+        return np.array([c for c, _ in kept], np.int64), np.array([g for _, g in kept], np.int64)
+
+    def _mergeable(self, gs: I64) -> bool:
+        """Whether two threads share the lexer state of a parsed (not ignored) terminal."""
+        seen: set[int] = set()
+        for g in gs.tolist():
+            if g in seen and not self._tignore_list[self._gterm_list[g]]:
+                return True
+            seen.add(g)
+        return False
 
     def is_accepting(self, state: int) -> bool:
         return self._accepting[state]

@@ -132,6 +132,11 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     inside mask the caller put in ``out``; a comment or string lexeme covers most of the trie, and walking
     it again below every byte where the lexeme may end is what made such masks cost tens of ms).
 
+    Threads that reach the same lexer state (of a parsed terminal) from different columns become one
+    thread on the union of the columns where the parser has it or the walk may compute it (see
+    :meth:`GrammarAutomaton._merged`): under every-cut lexing an identifier may have started at each of
+    its bytes, one thread each. Ignored lexemes are left apart (see the spawn below).
+
     Everything is written out in this one loop on purpose: a helper call that takes arrays inside it
     makes numba count references on every iteration, thirty times slower."""
     n0 = init_c.shape[0]
@@ -226,9 +231,50 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
             if g2 >= 0:
                 dup = False
                 for q in range(hi, w):
-                    if buf_c[q] == c and buf_g[q] == g2:
+                    if buf_g[q] != g2:
+                        continue
+                    if buf_c[q] == c:
                         dup = True
                         break
+                    if tignore[gterm[g2]]:
+                        continue
+                    # the same lexer state from another column: one thread on the union of the two (see
+                    # GrammarAutomaton._merged), where the union is known or can be computed here
+                    lo_c = min(buf_c[q], c)
+                    hi_c = max(buf_c[q], c)
+                    key = union_key(lo_c, hi_c)
+                    h = _slot(key, mask)
+                    merged = UNKNOWN
+                    while pkeys[h] != EMPTY_KEY:
+                        if pkeys[h] == key:
+                            merged = pvals[h]
+                            break
+                        h = (h + 1) & mask
+                    if merged == UNKNOWN and write:
+                        merged = step1(P, lo_c, UNION_MISS - hi_c, pkeys, pvals)
+                        if merged == _NEED_ROOM:
+                            merged = UNKNOWN
+                            write = False
+                    if merged == UNKNOWN or merged >= col_eid.shape[0]:
+                        continue  # keep both threads
+                    if log_set.shape[0] > 0:
+                        lm = log_set.shape[0] - 1
+                        hq = _slot(key, lm)
+                        while log_set[hq] != EMPTY_KEY and log_set[hq] != key:
+                            hq = (hq + 1) & lm
+                        if log_set[hq] == EMPTY_KEY:
+                            nl = nlog[0]
+                            if nl < log_key.shape[0]:
+                                log_set[hq] = key
+                                log_key[nl] = key
+                                log_val[nl] = merged
+                                nlog[0] = nl + 1
+                            else:
+                                nlog[1] = 1
+                    buf_c[q] = merged
+                    buf_a[q] = NOT_LOOKED_UP
+                    dup = True
+                    break
                 if not dup:
                     if w >= cap:
                         return False
@@ -338,9 +384,50 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
                         continue
                 dup = False
                 for q in range(hi, w):
-                    if buf_c[q] == x and buf_g[q] == g3:
+                    if buf_g[q] != g3:
+                        continue
+                    if buf_c[q] == x:
                         dup = True
                         break
+                    if tignore[gterm[g3]]:
+                        continue
+                    # the same lexer state from another column: one thread on the union of the two (see
+                    # GrammarAutomaton._merged), where the union is known or can be computed here
+                    lo_c = min(buf_c[q], x)
+                    hi_c = max(buf_c[q], x)
+                    key = union_key(lo_c, hi_c)
+                    h = _slot(key, mask)
+                    merged = UNKNOWN
+                    while pkeys[h] != EMPTY_KEY:
+                        if pkeys[h] == key:
+                            merged = pvals[h]
+                            break
+                        h = (h + 1) & mask
+                    if merged == UNKNOWN and write:
+                        merged = step1(P, lo_c, UNION_MISS - hi_c, pkeys, pvals)
+                        if merged == _NEED_ROOM:
+                            merged = UNKNOWN
+                            write = False
+                    if merged == UNKNOWN or merged >= col_eid.shape[0]:
+                        continue  # keep both threads
+                    if log_set.shape[0] > 0:
+                        lm = log_set.shape[0] - 1
+                        hq = _slot(key, lm)
+                        while log_set[hq] != EMPTY_KEY and log_set[hq] != key:
+                            hq = (hq + 1) & lm
+                        if log_set[hq] == EMPTY_KEY:
+                            nl = nlog[0]
+                            if nl < log_key.shape[0]:
+                                log_set[hq] = key
+                                log_key[nl] = key
+                                log_val[nl] = merged
+                                nlog[0] = nl + 1
+                            else:
+                                nlog[1] = 1
+                    buf_c[q] = merged
+                    buf_a[q] = NOT_LOOKED_UP
+                    dup = True
+                    break
                 if not dup:
                     if w >= cap:
                         return False

@@ -20,3 +20,15 @@ def load_peerbench() -> Any:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def freeze_heap() -> None:
+    """Collect, then move every live object to the interpreter's permanent generation (``gc.freeze``), as
+    serving processes do after start-up (vLLM does): later full collections then traverse only what was
+    allocated since. Without it, each full collection walks torch's and transformers' ~290,000 objects,
+    50-110 ms that land on whichever token is being timed when one comes due (11 of them in a grammar
+    run with Llama 3)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -27,7 +27,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
-from _shared import DATA, ROOT, load_peerbench
+from _shared import DATA, ROOT, freeze_heap, load_peerbench
 
 
 def default_grammars() -> list[tuple[str, str, Path]]:
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated substrings of grammar names to keep")
     ap.add_argument("--skip", default="", help="comma-separated substrings of grammar names to leave out")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--freeze-gc", action="store_true",
+                    help="gc.freeze() the heap after warm-up, as serving processes do (see _shared.freeze_heap)")
     a = ap.parse_args()
 
     pb = load_peerbench()
@@ -116,6 +118,8 @@ def main() -> None:
                 print(f"# {e.name}: warm-up failed ({type(ex).__name__}: {ex})", file=sys.stderr)
 
     vocab = constrain.Compiler(tok).vocab
+    if a.freeze_gc:
+        freeze_heap()
     rows = []
     totals: dict[str, list[float]] = {e.name: [] for e in engines}
     # the same token sequences for every engine: grammars where each engine accepted each walk

@@ -550,7 +550,7 @@ class GrammarAutomaton(TokenAutomaton):
         sid = self._state_ids.get(key)
         if sid is not None:
             return sid
-        if len(np.unique(gs)) < len(gs) and self._mergeable(gs):
+        if self._mergeable(gs):
             sid = self._intern(*self._merged(cols, gs))
             with self._write:
                 self._state_ids[key] = sid

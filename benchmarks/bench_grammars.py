@@ -179,11 +179,12 @@ def main() -> None:
                   f"p99 {s['us_p99'] or float('nan'):8.1f}  over {s['tokens']} tokens")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"tokenizer": a.tokenizer, "samples": a.samples, "rows": rows,
+        a.out.write_text(json.dumps({"tokenizer": a.tokenizer, "samples": a.samples, "freeze_gc": a.freeze_gc,
+                                     "rows": rows,
                                      "summary": summary, "summary_same_walks": summary_same,
                                      "same_walks_grammars": n_same}, indent=1))
         a.out.with_suffix(".md").write_text(_markdown(a.tokenizer, a.samples, rows, summary, summary_same, n_same,
-                                                      [e.name for e in engines]))
+                                                      [e.name for e in engines], a.freeze_gc))
 
 
 def _stats(t: list[float], pct: Any) -> dict[str, float | int | None]:
@@ -192,12 +193,12 @@ def _stats(t: list[float], pct: Any) -> dict[str, float | int | None]:
 
 
 def _markdown(tokenizer: str, samples: int, rows: list[dict], summary: dict,  # type: ignore[type-arg]
-              summary_same: dict, n_same: int, names: list[str]) -> str:  # type: ignore[type-arg]
+              summary_same: dict, n_same: int, names: list[str], freeze_gc: bool = False) -> str:  # type: ignore[type-arg]
     """The results as markdown tables: the overall lines, then one row per grammar."""
     out = [f"Tokenizer `{tokenizer}`, {samples} sampled strings per grammar; per-token mask time in µs. "
            "*all walks*: every token each engine timed (an engine that rejects a walk stops timing it there); "
            f"*same walks*: the {n_same} grammars on which every engine accepted every walk, so every engine "
-           "timed the same tokens.", "",
+           "timed the same tokens." + (" Heap frozen after warm-up (``--freeze-gc``)." if freeze_gc else ""), "",
            "| engine | walks | tokens | mean | p50 | p99 |", "|---|---|---:|---:|---:|---:|"]
     for label, summ in (("all", summary), ("same", summary_same)):
         for n in names:

@@ -1,7 +1,8 @@
 """Context-free constraints as lazily built token automata.
 
-A state is an interned set of lexer threads (parser column, lexer state); see :mod:`grammar_walk`.
-The allowed tokens of a state are the union, over its threads, of
+A state is an interned set of lexer threads (parser column, lexer state), at most one per lexer state of a
+parsed terminal (threads that differ only in their column share the union of the columns: see
+:meth:`GrammarAutomaton._merged`); see :mod:`grammar_walk`. The allowed tokens of a state are the union, over its threads, of
 
 * ``inside[g]``: tokens that stay inside the current lexeme (they depend on the lexer state only, and
   only on what it does with strings no longer than the longest token: they are computed once per such
@@ -9,7 +10,8 @@ The allowed tokens of a state are the union, over its threads, of
   whitespace are computed once for all schemas, and "at most 300 more characters" once with "any");
 * ``cross[g, E]``: tokens that end the lexeme inside them and go on inside one next lexeme, where
   ``E`` is the set of terminals the parser expects after it (cached per pair);
-* the rare tokens that cross two or more lexeme boundaries, walked through the trie with the parser.
+* the rare tokens that cross two or more lexeme boundaries, walked through the trie with the parser
+  (skipping the subtrees whose tokens a thread's lexeme already keeps inside).
 
 Masks are cached per state, so repeated structure (the tenth element of a list) costs a lookup.
 """

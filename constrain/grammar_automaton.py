@@ -1,8 +1,9 @@
 """Context-free constraints as lazily built token automata.
 
-A state is an interned set of lexer threads (parser column, lexer state), at most one per lexer state of a
-parsed terminal (threads that differ only in their column share the union of the columns: see
-:meth:`GrammarAutomaton._merged`); see :mod:`grammar_walk`. The allowed tokens of a state are the union, over its threads, of
+A state is an interned set of lexer threads (parser column, lexer state), at most one per lexer state
+of a parsed terminal (threads that differ only in their column share the union of the columns: see
+:meth:`GrammarAutomaton._merged`); see :mod:`grammar_walk`. The allowed tokens of a state are the
+union, over its threads, of
 
 * ``inside[g]``: tokens that stay inside the current lexeme (they depend on the lexer state only, and
   only on what it does with strings no longer than the longest token: they are computed once per such

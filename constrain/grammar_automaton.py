@@ -773,23 +773,31 @@ class GrammarAutomaton(TokenAutomaton):
                     threads[(c2, s)] = None
         live = [(c, g) for c, g in threads if g != eps_state]
         after = self._answers([(c, gterm[g]) for c, g in live], log)  # each thread's lexeme ending here
-        words = np.zeros(self.words, np.uint32)
+        parts: list[U32] = []  # cached masks (read-only) whose union is the mask, walks aside
         exact_c: list[int] = []
         exact_g: list[int] = []
         crossing: list[tuple[int, _CrossEntry]] = []
         for (c, g), c2 in zip(live, after):
             if c2 < 0:
-                words |= self._inside(g)
+                parts.append(self._inside(g))
                 continue
             entry = self._cross_mask(g, self._col_eid(c2))
             if entry.shared.mask is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
-                words |= self._inside(g)
+                parts.append(self._inside(g))
                 exact_c.append(c)
                 exact_g.append(g)
                 continue
-            words |= entry.shared.mask
+            parts.append(entry.shared.mask)
             if entry.terms:
                 crossing.append((c2, entry))
+        if len(parts) == 1 and not crossing and not exact_c:
+            return parts[0]  # one cached mask as it is (most states of a JSON schema: one thread, no walk)
+        if len(parts) > 1:
+            words = parts[0] | parts[1]
+            for part in parts[2:]:
+                words |= part
+        else:  # walks write into it: a copy
+            words = parts[0].copy() if parts else np.zeros(self.words, np.uint32)
         if crossing:
             # second boundaries: the parser column after each next-lexeme terminal, for one batched walk
             nexts = iter(self._answers([(c2, t) for c2, entry in crossing for t in entry.terms], log))

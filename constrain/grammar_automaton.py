@@ -43,7 +43,6 @@ from constrain.grammar_walk import (
     MAX_MISSES,
     REFRESH,
     boundary_exits,
-    cross_below,
     cross_exits,
     cross_walk,
     dead_roots,
@@ -95,9 +94,6 @@ _MIN_SKIP_VISITED = 20_000
 its walk visited at least this many trie nodes (a comment, a string, an identifier); smaller ones cover
 too little to pay for their list."""
 _MAX_DEAD_ROOTS = 1 << 18
-_MIN_EXIT_BOUNDARIES = 4096
-"""Lexemes with at least this many boundaries cross into next lexemes from their exits grouped by byte
-(:func:`grammar_walk.cross_exits`); fewer are cheap to go through child by child."""
 _MAX_CLASS_BYTES = 64 << 20
 _MAX_LENGTH_CLASS_STATES = 8192
 """DFAs up to this size have their lexemes walked from each other's (classes by length: one row of
@@ -164,7 +160,6 @@ class SharedMasks:
         self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
         self._dead: OrderedDict[LexKey, tuple[I32 | None]] = OrderedDict()  # see dead()
         self._exits: OrderedDict[LexKey, tuple[I64, I32]] = OrderedDict()  # see exits()
-        self._exits_asked: set[LexKey] = set()
         self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
         self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
         self._by_result: dict[tuple[int, int, bool], LexKey] = {}
@@ -298,26 +293,14 @@ class SharedMasks:
         self._put(self._dead, 0, key, (roots,))
         return roots
 
-    def exits(self, key: LexKey, lex: Lexeme) -> tuple[I64, I32] | None:
-        """:func:`grammar_walk.boundary_exits` of the lexeme kept under ``key`` (which has boundaries), from
-        the second time they are asked for on: listing them costs about one walk below the boundaries
-        (0.7 ms for an identifier with Llama 3), which pays only for a lexeme crossed into more than one
-        expected set."""
+    def exits(self, key: LexKey, lex: Lexeme) -> tuple[I64, I32]:
+        """:func:`grammar_walk.boundary_exits` of the lexeme kept under ``key`` (which has boundaries): listed
+        at its first crossing, which goes through them, and kept for the next ones."""
         hit = self._exits.get(key)
         if hit is not None:
             return hit
-        if key not in self._exits_asked:
-            with self._lock:
-                if len(self._exits_asked) > _MAX_STATE_KEYS:
-                    self._exits_asked.clear()
-                self._exits_asked.add(key)
-            return None
         assert lex.boundaries is not None
-        trie = self.trie
-        start = np.zeros(257, np.int64)
-        nodes = np.empty(trie.node_byte.shape[0], np.int32)
-        n = boundary_exits(lex.boundaries, trie.node_byte, trie.subtree_end, start, nodes)
-        value = (start, nodes[:n].copy())
+        value: tuple[I64, I32] = boundary_exits(lex.boundaries, self.trie.node_byte, self.trie.subtree_end)
         self._put(self._exits, 0, key, value)
         return value
 
@@ -938,17 +921,9 @@ class GrammarAutomaton(TokenAutomaton):
         visited = np.zeros(1, np.int64)
         key, lex = self._lexeme(g)
         n = -2
-        exits = self.shared.exits(key, lex) if lex.boundaries is not None and len(lex.boundaries) >= \
-            _MIN_EXIT_BOUNDARIES else None
-        if exits is not None:  # walk below the exits that a lexeme of e may start at
-            exit_start, exit_node = exits
+        if lex.boundaries is not None:  # walk below the lexeme's boundaries only
+            exit_start, exit_node = self.shared.exits(key, lex)
             n = cross_exits(exit_start, exit_node, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
-                            trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
-                            self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
-                            _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
-            visited[0] += lex.visited
-        elif lex.boundaries is not None:  # walk below the lexeme's boundaries only
-            n = cross_below(lex.boundaries, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
                             self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
                             _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)

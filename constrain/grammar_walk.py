@@ -683,94 +683,10 @@ def lexeme_digest(inside, boundaries):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def cross_below(bnodes, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens,
-                gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out, second_nodes,
-                second_states, visited):  # type: ignore[no-untyped-def]
-    """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`): below each boundary node only
-    the next lexemes (expected set ``e``) are walked, not the lexeme itself again. Returns the number of
-    second-boundary records, -1 on overflow or past ``max_second`` (as there), -2 past ``budget`` visited
-    nodes (nested boundaries whose subtrees overlap: the single walk of :func:`cross_walk` is then cheaper).
-
-    The per-byte step of the next lexemes and the second-boundary records are :func:`cross_walk`'s, written
-    out again on purpose: one helper shared by both (``inline="always"``) made cross masks 3.6x slower
-    (numba counts references on the array arguments at every node)."""
-    ns = 0
-    for b in range(256):
-        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])
-    cap = 4 * ns + 8
-    nxt = np.empty((max_depth + 2, cap), np.int64)
-    cnt = np.zeros(max_depth + 2, np.int64)
-    n_second = 0
-    second_size = 0
-    for k0 in range(bnodes.shape[0]):
-        root = bnodes[k0]
-        d0 = node_depth[root]
-        cnt[d0] = 0
-        i = root + 1
-        end = subtree_end[root]
-        while i < end:
-            d = node_depth[i]
-            b = node_byte[i]
-            c = 0
-            respawn = d == d0 + 1  # the lexeme ended at the boundary: b starts a next lexeme
-            for k in range(cnt[d - 1] + 1):
-                lo_k, hi_k = k, k + 1
-                if k == cnt[d - 1]:
-                    if not respawn:
-                        break
-                    lo_k, hi_k = spawn_start[e * 256 + b], spawn_start[e * 256 + b + 1]
-                for kk in range(lo_k, hi_k):
-                    if k < cnt[d - 1]:
-                        q = nxt[d - 1, k]
-                        g2 = gtrans[q, b]
-                        if gacc[q] and tignore[gterm[q]]:
-                            respawn = True
-                    else:
-                        g2 = spawn_gs[kk]
-                    if g2 < 0:
-                        continue
-                    dup = False
-                    for q2 in range(c):
-                        if nxt[d, q2] == g2:
-                            dup = True
-                            break
-                    if not dup:
-                        if c >= nxt.shape[1]:
-                            return -1
-                        nxt[d, c] = g2
-                        c += 1
-            cnt[d] = c
-            if c == 0:
-                i = subtree_end[i]
-                continue
-            visited[0] += 1
-            if visited[0] > budget:
-                return -2
-            for j in range(token_start[i], token_start[i + 1]):
-                t = node_tokens[j]
-                out[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            if subtree_end[i] > i + 1:
-                for k in range(c):
-                    q = nxt[d, k]
-                    if (gacc[q] and not tignore[gterm[q]]
-                            and _goes_on(i, follow_ok, gterm[q], node_byte, subtree_end)):
-                        if n_second >= second_nodes.shape[0]:
-                            return -1
-                        second_nodes[n_second] = i
-                        second_states[n_second] = q
-                        n_second += 1
-                        second_size += subtree_end[i] - i
-                        if second_size > max_second:
-                            return -1
-            i += 1
-    return n_second
-
-
-@numba.njit(cache=True, nogil=True)
-def boundary_exits(bnodes, node_byte, subtree_end, exit_start, exit_node):  # type: ignore[no-untyped-def]
-    """The children of boundary nodes ``bnodes`` (a lexeme's, in preorder) grouped by byte: those of byte
-    ``b`` are ``exit_node[exit_start[b]:exit_start[b + 1]]``, in preorder. ``exit_node`` must have room
-    for them all; returns how many were written, or -1 if it has not."""
+def boundary_exits(bnodes, node_byte, subtree_end):  # type: ignore[no-untyped-def]
+    """The children of boundary nodes ``bnodes`` (a lexeme's, in preorder) grouped by byte, as
+    ``(exit_start, exit_node)``: those of byte ``b`` are ``exit_node[exit_start[b]:exit_start[b + 1]]``,
+    in preorder."""
     counts = np.zeros(257, np.int64)
     for k in range(bnodes.shape[0]):
         j = bnodes[k] + 1
@@ -779,10 +695,8 @@ def boundary_exits(bnodes, node_byte, subtree_end, exit_start, exit_node):  # ty
             j = subtree_end[j]
     for b in range(256):
         counts[b + 1] += counts[b]
-    if counts[256] > exit_node.shape[0]:
-        return -1
-    for b in range(257):
-        exit_start[b] = counts[b]
+    exit_start = counts.copy()
+    exit_node = np.empty(counts[256], np.int32)
     for k in range(bnodes.shape[0]):
         j = bnodes[k] + 1
         while j < subtree_end[bnodes[k]]:
@@ -790,20 +704,25 @@ def boundary_exits(bnodes, node_byte, subtree_end, exit_start, exit_node):  # ty
             exit_node[counts[b]] = j
             counts[b] += 1
             j = subtree_end[j]
-    return exit_start[256]
+    return exit_start, exit_node
 
 
 @numba.njit(cache=True, nogil=True)
 def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start,
                 node_tokens, gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out, second_nodes,
                 second_states, visited):  # type: ignore[no-untyped-def]
-    """:func:`cross_below` from a lexeme's *exits* (:func:`boundary_exits`): the children of its boundary
-    nodes grouped by byte, so only those whose byte starts a lexeme of set ``e`` are visited. An identifier
-    has a boundary at nearly every node of its ~70,000 (Llama 3): :func:`cross_below` looked at every child
-    of each, about 0.7 ms for each new expected set, where the children after which a comma, a dot or a
-    parenthesis may come are a few thousand. Same results and return values as :func:`cross_below`
-    (second-boundary records in another order: callers sort them). Its body is :func:`cross_below`'s
-    from the child on, written out again for the reason given there."""
+    """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`), given as its *exits*
+    (:func:`boundary_exits`): below each boundary node only the next lexemes (expected set ``e``) are
+    walked, not the lexeme itself again, and only from the children whose byte starts a lexeme of ``e``
+    (an identifier has a boundary at nearly every one of its ~70,000 nodes with Llama 3, where the children
+    after which a comma, a dot or a parenthesis may come are a few thousand). Returns the number of
+    second-boundary records (in another order than :func:`cross_walk`'s: callers sort them), -1 on
+    overflow or past ``max_second`` (as there), -2 past ``budget`` visited nodes (nested boundaries whose
+    subtrees overlap: the single walk of :func:`cross_walk` is then cheaper).
+
+    The per-byte step of the next lexemes and the second-boundary records are :func:`cross_walk`'s, written
+    out again on purpose: one helper shared by both (``inline="always"``) made cross masks 3.6x slower
+    (numba counts references on the array arguments at every node)."""
     ns = 0
     for b in range(256):
         ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])

@@ -775,8 +775,9 @@ def test_exact_walks_skip_what_a_lexeme_covers(monkeypatch: pytest.MonkeyPatch) 
 def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A lexeme with many boundaries (an identifier may end at nearly every node) crosses into the next
     lexemes from its exits grouped by byte (``grammar_walk.cross_exits``), visiting only the children whose
-    byte starts a lexeme of the expected set; every such crossing equals the one walked below each boundary
-    (``cross_below``): the same mask and second-boundary records. The masks also equal advancing."""
+    byte starts a lexeme of the expected set; every such crossing equals the one walked from the trie's root
+    with the lexeme itself (``cross_walk``): the same mask and second-boundary records. The masks also equal
+    advancing."""
     from constrain import grammar_automaton as ga
     from constrain import grammars
 
@@ -784,19 +785,23 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
     compared = []
 
     def both(self: ga.GrammarAutomaton, g: int, e: int, follow_ok: np.ndarray) -> Any:
-        key, lex = self._lexeme(g)
-        if lex.boundaries is None or len(lex.boundaries) < ga._MIN_EXIT_BOUNDARIES:
-            return compute(self, g, e, follow_ok)
-        self.shared.exits(key, lex)
-        assert self.shared.exits(key, lex) is not None  # listed from the second ask on
         from_exits = compute(self, g, e, follow_ok)
-        with monkeypatch.context() as ctx:
-            ctx.setattr(ga, "_MIN_EXIT_BOUNDARIES", 1 << 62)
-            below = compute(self, g, e, follow_ok)
-        if from_exits[0] is not None and below[0] is not None:  # (None: a cost estimate, which may differ)
-            assert np.array_equal(from_exits[0], below[0])
-            assert from_exits[1].tolist() == below[1].tolist() and from_exits[2].tolist() == below[2].tolist()
-            compared.append(len(from_exits[1]))
+        key, lex = self._lexeme(g)
+        if lex.boundaries is None or len(lex.boundaries) < 4096:
+            return from_exits
+        assert key in self.shared._exits  # listed at the first crossing, kept for the next
+        trie = self.trie
+        out = np.zeros(self.words, np.uint32)
+        nodes, states = np.empty(1 << 16, np.int64), np.empty(1 << 16, np.int64)
+        n = ga.cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
+                          trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
+                          follow_ok, trie.max_depth, ga._MAX_SECOND_LEVEL_NODES, out, nodes, states,
+                          np.zeros(1, np.int64))
+        if from_exits[0] is not None and n >= 0:  # (None: a cost estimate, which may differ)
+            assert np.array_equal(from_exits[0], out)
+            records = sorted(set(zip(nodes[:n].tolist(), states[:n].tolist())))
+            assert list(zip(from_exits[1].tolist(), from_exits[2].tolist())) == records
+            compared.append(len(records))
         return from_exits
 
     monkeypatch.setattr(ga.GrammarAutomaton, "_compute_cross", both)

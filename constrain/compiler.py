@@ -216,8 +216,19 @@ class Compiler:
             schema = schema.model_json_schema()
         elif isinstance(schema, (str, bytes)):
             schema = json.loads(schema)
-        key = ("json", _canonical(schema), _canonical(options))
+        key = ("json", _json_key(schema), _json_key(options))
         return self._cached(key, lambda: self.grammar(schema_to_grammar(schema, **options), kind="json_schema"))
+
+
+def _json_key(v: Any) -> Any:
+    """A cache key for a JSON-like value: its sorted JSON text (C code, about 8x faster than
+    :func:`_canonical`), or ``_canonical``'s when it has keys or values JSON cannot write."""
+    import json
+
+    try:
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return _canonical(v)
 
 
 def _canonical(v: Any) -> Any:

@@ -80,6 +80,12 @@ def utf8_sequences(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
 
 
 # ---------------------------------------------------------------- the byte DFA
+@lru_cache(maxsize=16)
+def _missing_bytes(alphabet: bytes) -> npt.NDArray[np.intp]:
+    """The bytes an alphabet (a bool[256] as bytes) leaves out, as indices (usually none or a few)."""
+    return np.flatnonzero(np.frombuffer(alphabet, np.bool_) == 0)
+
+
 @dataclass(eq=False)
 class ByteDFA:
     """A deterministic automaton over bytes: ``trans[s, b]`` is the next state or -1; start state 0."""
@@ -158,8 +164,8 @@ class ByteDFA:
         if known is not None:
             return known[0] or self
         result = None  # the language already avoids those bytes (None: no reference cycle to itself)
-        bad = ~alphabet
-        if (self.trans[:, bad] >= 0).any():
+        bad = _missing_bytes(key)
+        if len(bad) and (self.trans[:, bad] >= 0).any():
             trans = self.trans.copy()
             trans[:, bad] = -1
             result = trim_and_minimize(trans, self.accepting)
@@ -1015,6 +1021,19 @@ def _closure(nfa: _NFA, states: frozenset[int], memo: dict[int, frozenset[int]])
             memo[s] = c
         out |= c
     return frozenset(out)
+
+
+@lru_cache(maxsize=8192)
+def literal_dfa(data: bytes) -> ByteDFA:
+    """The DFA of exactly ``data``: a chain of states, already trimmed and minimal, keyed by its bytes. JSON
+    Schema grammars have a literal per property key; compiling each from a regex tree took longer than
+    all the rest of a small schema's terminals."""
+    n = len(data)
+    trans = np.full((n + 1, 256), -1, np.int32)
+    trans[np.arange(n), np.frombuffer(data, np.uint8)] = np.arange(1, n + 1, dtype=np.int32)
+    accepting = np.zeros(n + 1, np.bool_)
+    accepting[n] = True
+    return ByteDFA(trans, accepting, _key=f"lit:{data.hex()}")
 
 
 def compile_node(node: Node) -> ByteDFA:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re as _re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from constrain.errors import GrammarError
 from constrain.fsm import ByteDFA
@@ -40,8 +41,10 @@ Symbol = T | N
 TerminalDef = Node | ByteDFA
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
+    """``lhs -> rhs`` (a tuple: grammars are built with many rules, and a frozen dataclass cost twice as
+    much to make)."""
+
     lhs: str
     rhs: tuple[Symbol, ...]
 
@@ -68,11 +71,13 @@ class Grammar:
         defined = set(self.nonterminals())
         if self.start not in defined:
             raise GrammarError(f"start rule {self.start!r} is not defined")
+        terminals = self.terminals
         for r in self.rules:
             for s in r.rhs:
-                if isinstance(s, N) and s.name not in defined:
-                    raise GrammarError(f"rule {r.lhs!r} uses undefined rule {s.name!r}")
-                if isinstance(s, T) and s.name not in self.terminals:
+                if type(s) is N:
+                    if s.name not in defined:
+                        raise GrammarError(f"rule {r.lhs!r} uses undefined rule {s.name!r}")
+                elif s.name not in terminals:
                     raise GrammarError(f"rule {r.lhs!r} uses undefined terminal {s.name!r}")
         for name in self.ignore:
             if name not in self.terminals:
@@ -259,7 +264,7 @@ class GrammarBuilder:
 
     def __init__(self) -> None:
         self.terminals: dict[str, TerminalDef] = {}
-        self._by_regex: dict[Node | str, str] = {}
+        self._by_regex: dict[Node | str, T] = {}
         self.rules: list[Rule] = []
         self._names: set[str] = set()
         self.ignore: list[str] = []
@@ -280,11 +285,11 @@ class GrammarBuilder:
         key: Node | str = node.key if isinstance(node, ByteDFA) else node
         hit = self._by_regex.get(key)
         if hit is not None:
-            return T(hit)
+            return hit
         tname = self.fresh(name or f"T{len(self.terminals)}")
         self.terminals[tname] = node
-        self._by_regex[key] = tname
-        return T(tname)
+        sym = self._by_regex[key] = T(tname)
+        return sym
 
     def literal(self, text: str) -> T:
         return self.terminal(literal(text), name=None)

@@ -1050,6 +1050,15 @@ class Lang:
             return f"{self.kind}:{self.op}"
         return f"{self.op}({', '.join(map(repr, self.args))})"
 
+    def __hash__(self) -> int:
+        """Computed once: languages nest, key several caches, and sit inside the converter's intern keys
+        (the generated hash walks the whole tree on every lookup)."""
+        h: int | None = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.kind, self.op, self.args))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     @property
     def is_top(self) -> bool:
         return self.op == "top"
@@ -1059,12 +1068,16 @@ class Lang:
         return self.op == "bottom"
 
 
+_TOP = {k: Lang(k, "top") for k in ("str", "num")}
+_BOTTOM = {k: Lang(k, "bottom") for k in ("str", "num")}
+
+
 def top(kind: str) -> Lang:
-    return Lang(kind, "top")
+    return _TOP[kind]
 
 
 def bottom(kind: str) -> Lang:
-    return Lang(kind, "bottom")
+    return _BOTTOM[kind]
 
 
 def atom(kind: str, *args: Any) -> Lang:

@@ -25,11 +25,12 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urldefrag, urljoin
 
 from constrain import json_formats as jf
 from constrain.errors import LimitError, RegexError, SchemaError
+from constrain.fsm import literal_dfa
 from constrain.grammar_ir import Grammar, GrammarBuilder, N, Symbol, T
 from constrain.json_formats import Lang, atom, bottom, land, lnot, lor, top
 from constrain.regex import Repeat, Seq, literal
@@ -144,16 +145,19 @@ class Schema:
             and self.str.is_bottom
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    """Where a schema object sits: its base URI, draft (4, 6, 7, 2019, 2020) and JSON pointer."""
+class _Ctx(NamedTuple):
+    """Where a schema object sits: its base URI, draft (4, 6, 7, 2019, 2020) and JSON pointer (a tuple:
+    one is made for every subschema, and a frozen dataclass cost twice as much to build)."""
 
     base: str
     draft: int
     pointer: str
 
     def at(self, *parts: str | int) -> _Ctx:
-        p = self.pointer + "".join("/" + str(x).replace("~", "~0").replace("/", "~1") for x in parts)
+        p = self.pointer
+        for x in parts:
+            x = str(x)
+            p += "/" + (x.replace("~", "~0").replace("/", "~1") if "~" in x or "/" in x else x)
         return _Ctx(self.base, self.draft, p)
 
 
@@ -183,18 +187,43 @@ class _Resolver:
     """URIs, anchors and JSON pointers of the root document and the extra ``resources``."""
 
     def __init__(self, root: Any, draft: int, resources: dict[str, Any]) -> None:
-        self.docs: dict[str, tuple[Any, int]] = {}
-        self.anchors: dict[str, tuple[Any, _Ctx]] = {}
-        self.dynamic: dict[str, list[tuple[Any, _Ctx]]] = {}
+        self._docs: dict[str, tuple[Any, int]] = {}
+        self._anchors: dict[str, tuple[Any, _Ctx]] = {}
+        self._dynamic: dict[str, list[tuple[Any, _Ctx]]] = {}
         self.ctx_of: dict[int, _Ctx] = {}
         self._keep: list[Any] = [root]
+        self._resources = resources
+        self._draft = draft
+        self._indexed = False
         self.root_ctx = _Ctx(DEFAULT_BASE, draft, "")
-        self._index(root, self.root_ctx, is_root=True)
-        for uri, doc in resources.items():
+
+    def _index_all(self) -> None:
+        """Index the documents when a reference or a meta-schema first needs it (most schemas have no
+        ``$ref``, and walking every subschema was a tenth of their translation)."""
+        if self._indexed:
+            return
+        self._indexed = True
+        self._index(self._keep[0], self.root_ctx, is_root=True)
+        for uri, doc in self._resources.items():
             self._keep.append(doc)
             d = draft_of(doc.get("$schema")) if isinstance(doc, dict) else None
-            self.docs.setdefault(urldefrag(uri)[0], (doc, d or draft))
-            self._index(doc, _Ctx(urldefrag(uri)[0], d or draft, uri + "#"), is_root=True)
+            self._docs.setdefault(urldefrag(uri)[0], (doc, d or self._draft))
+            self._index(doc, _Ctx(urldefrag(uri)[0], d or self._draft, uri + "#"), is_root=True)
+
+    @property
+    def docs(self) -> dict[str, tuple[Any, int]]:
+        self._index_all()
+        return self._docs
+
+    @property
+    def anchors(self) -> dict[str, tuple[Any, _Ctx]]:
+        self._index_all()
+        return self._anchors
+
+    @property
+    def dynamic(self) -> dict[str, list[tuple[Any, _Ctx]]]:
+        self._index_all()
+        return self._dynamic
 
     def enter(self, node: dict[str, Any], ctx: _Ctx) -> _Ctx:
         """The context inside ``node`` (its own ``$schema``, ``$id``)."""
@@ -205,6 +234,8 @@ class _Resolver:
         base = ctx.base
         if isinstance(ident, str) and not (draft >= 2019 and ident.startswith("#")):
             base = urldefrag(urljoin(ctx.base, ident))[0] or ctx.base
+        if base == ctx.base and draft == ctx.draft:
+            return ctx
         return _Ctx(base, draft, ctx.pointer)
 
     def _index(self, node: Any, ctx: _Ctx, is_root: bool = False) -> None:
@@ -213,19 +244,19 @@ class _Resolver:
         inner = self.enter(node, ctx)
         self.ctx_of.setdefault(id(node), ctx)  # the context a translation of ``node`` starts from
         if is_root or inner.base != ctx.base:
-            self.docs.setdefault(inner.base, (node, inner.draft))
+            self._docs.setdefault(inner.base, (node, inner.draft))
         ident = node.get("$id") if inner.draft >= 6 else node.get("id")
         if isinstance(ident, str) and "#" in ident:
             frag = urldefrag(urljoin(ctx.base, ident))[1]
             if frag and not frag.startswith("/"):
-                self.anchors.setdefault(f"{inner.base}#{frag}", (node, ctx))
+                self._anchors.setdefault(f"{inner.base}#{frag}", (node, ctx))
         for key in ("$anchor", "$dynamicAnchor"):
             name = node.get(key)
             if isinstance(name, str):
-                self.anchors.setdefault(f"{inner.base}#{name}", (node, ctx))
+                self._anchors.setdefault(f"{inner.base}#{name}", (node, ctx))
         name = node.get("$dynamicAnchor")
         if isinstance(name, str):
-            self.dynamic.setdefault(name, []).append((node, ctx))
+            self._dynamic.setdefault(name, []).append((node, ctx))
         if node.keys().isdisjoint(_SUBSCHEMA_KEYWORDS):  # a leaf (most nodes)
             return
         for k in _SUBSCHEMA_MAPS:
@@ -1263,7 +1294,11 @@ class _Emitter:
     def literal(self, text: str) -> T:
         t = self._literals.get(text)
         if t is None:
-            t = self._literals[text] = self.b.literal(text)
+            try:
+                t = self.b.terminal(literal_dfa(text.encode("utf-8")))
+            except UnicodeEncodeError:  # a lone surrogate (a key in \\u escapes): the regex path decides
+                t = self.b.literal(text)
+            self._literals[text] = t
         return t
 
     # punctuation -------------------------------------------------

@@ -9,7 +9,6 @@ start state 0: the integer table the numba token walks run over.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -1307,55 +1306,56 @@ def _except_table(trans, accepting, trie, is_word):  # type: ignore[no-untyped-d
 
 
 def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classes: list[Ranges]) -> ByteDFA:
-    """Replace each code-point-class transition by the byte paths of its UTF-8 encodings."""
+    """Replace each code-point-class transition by the byte paths of its UTF-8 encodings. Rows are written
+    straight into a table (building 256-entry lists and converting them was a third of the time), and
+    a state's classes toward one target are expanded once per distinct set of classes."""
     n_char = len(char_trans)
-    rows: list[list[int]] = []
-    acc: list[bool] = []
+    cap = max(64, 2 * n_char)
+    rows = np.full((cap, 256), -1, np.int32)
+    acc = np.zeros(cap, np.bool_)
+    acc[:n_char] = accepting
+    n_rows = n_char
     inter_ids: dict[frozenset[tuple[tuple[tuple[int, int], ...], int]], int] = {}
     pending: list[tuple[int, list[tuple[tuple[tuple[int, int], ...], int]]]] = []
-    for s in range(n_char):
-        rows.append([-1] * 256)
-        acc.append(accepting[s])
-    seq_cache: dict[Ranges, list[tuple[tuple[int, int], ...]]] = {}
+    seq_cache: dict[tuple[int, ...], list[tuple[tuple[int, int], ...]]] = {}
     for s, row in enumerate(char_trans):
-        by_target: dict[int, list[tuple[int, int]]] = {}
+        by_target: dict[int, list[int]] = {}
         for c, t in row.items():
-            by_target.setdefault(t, []).extend(classes[c])
+            by_target.setdefault(t, []).append(c)
         items: list[tuple[tuple[tuple[int, int], ...], int]] = []
-        for t, ranges in by_target.items():
-            key = normalize(ranges)
+        for t, cs in by_target.items():
+            key = tuple(cs)
             seqs = seq_cache.get(key)
             if seqs is None:
-                seqs = [q for lo, hi in key for q in utf8_sequences(lo, hi)]
+                seqs = [q for lo, hi in normalize([r for c in cs for r in classes[c]]) for q in utf8_sequences(lo, hi)]
                 seq_cache[key] = seqs
-            items.extend((q, t) for q in seqs)
+            items.extend([(q, t) for q in seqs])
         pending.append((s, items))
     while pending:
         s, items = pending.pop()
         groups: dict[tuple[int, int], list[tuple[tuple[tuple[int, int], ...], int]]] = {}
         for q, t in items:
             groups.setdefault(q[0], []).append((q, t))
-        row_out = rows[s]
-        firsts = sorted(groups)
-        for (_, hi), (lo2, _) in itertools.pairwise(firsts):
-            assert hi < lo2, "UTF-8 sequences of disjoint classes have equal or disjoint first bytes"
         for (lo, hi), group in groups.items():
             if len(group[0][0]) == 1:
-                assert len(group) == 1
-                row_out[lo : hi + 1] = [group[0][1]] * (hi - lo + 1)
+                assert len(group) == 1, "UTF-8 sequences of disjoint classes have equal or disjoint first bytes"
+                rows[s, lo : hi + 1] = group[0][1]
                 continue
             rest = frozenset((q[1:], t) for q, t in group)
             j = inter_ids.get(rest)
             if j is None:
-                j = len(rows)
+                j = n_rows
                 if j >= MAX_DFA_STATES:
                     raise LimitError(f"regex too large: more than {MAX_DFA_STATES} DFA states")
+                if j == cap:
+                    cap *= 2
+                    rows = np.concatenate([rows, np.full((cap - j, 256), -1, np.int32)])
+                    acc = np.concatenate([acc, np.zeros(cap - j, np.bool_)])
+                n_rows += 1
                 inter_ids[rest] = j
-                rows.append([-1] * 256)
-                acc.append(False)
                 pending.append((j, list(rest)))
-            row_out[lo : hi + 1] = [j] * (hi - lo + 1)
-    return trim_and_minimize(np.array(rows, dtype=np.int32).reshape(-1, 256), np.array(acc, dtype=bool))
+            rows[s, lo : hi + 1] = j
+    return trim_and_minimize(rows[:n_rows], acc[:n_rows])
 
 
 @lru_cache(maxsize=512)

@@ -1044,11 +1044,17 @@ class Lang:
     args: tuple[Any, ...] = ()
 
     def __repr__(self) -> str:
-        if self.op == "atom":
-            return f"{self.kind}{self.args!r}"
-        if self.op in ("top", "bottom"):
-            return f"{self.kind}:{self.op}"
-        return f"{self.op}({', '.join(map(repr, self.args))})"
+        """Also the sort key of ``and``/``or`` arguments (so computed once)."""
+        r: str | None = self.__dict__.get("_repr")
+        if r is None:
+            if self.op == "atom":
+                r = f"{self.kind}{self.args!r}"
+            elif self.op in ("top", "bottom"):
+                r = f"{self.kind}:{self.op}"
+            else:
+                r = f"{self.op}({', '.join(map(repr, self.args))})"
+            object.__setattr__(self, "_repr", r)
+        return r
 
     def __hash__(self) -> int:
         """Computed once: languages nest, key several caches, and sit inside the converter's intern keys
@@ -1117,6 +1123,8 @@ def land(kind: str, *xs: Lang) -> Lang:
             return bottom(kind)
         elif x.op != "top":
             flat.append(x)
+    if len(flat) <= 1:  # nothing to simplify (most calls: an object's key language and one more)
+        return flat[0] if flat else top(kind)
     if kind == "num":
         if any(x.op == "atom" and (x.args[0] == "int" or (x.args[0] == "range" and x.args[5])) for x in flat):
             # every integer is a multiple of 1/k

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urldefrag, urljoin
 
@@ -1426,7 +1427,7 @@ class _Emitter:
 
     def key(self, name: str) -> list[Symbol]:
         """A literal key followed by the key separator (one terminal in compact form)."""
-        text = json.dumps(name, ensure_ascii=False)
+        text = encode_basestring(name)  # json.dumps(name, ensure_ascii=False), without its overhead
         if self.ws is None and self.opt.indent is None:
             return [self.literal(text + ":")]
         return [self.literal(text), self.punct(":")]

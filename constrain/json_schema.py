@@ -354,7 +354,7 @@ class _Converter:
         # TRUE contains itself (any array holds any items); tie the knot by hand
         self.TRUE = Schema(True, frozenset({True, False}), top("num"), top("str"), (), (), ())
         any_arr = self._mk(Arr, (), self.TRUE, 0, None, ())
-        any_obj = self._mk(Obj, (), frozenset(), ((top("str"), self.TRUE),), 0, None)
+        any_obj = self._mk(Obj, (), frozenset(), ((top("str"), self.TRUE),), 0, None, (), 0)  # as obj() makes it
         object.__setattr__(self.TRUE, "arrs", (any_arr,))
         object.__setattr__(self.TRUE, "objs", (any_obj,))
         self._intern[(Schema, True, frozenset({True, False}), top("num"), top("str"), (any_arr,), (any_obj,), ())] = \
@@ -1474,18 +1474,24 @@ class _Emitter:
         return [(s, nts[s]) for s in states if s in live and final(s)]
 
     def array(self, a: Arr, depth: int) -> N:
+        """The rule of arrays ``a``, registered before its body is built (the body may contain ``a`` again:
+        the "any value" schema does, and was emitted twice)."""
         key = (id(a), depth if self.opt.indent is not None else 0)
-        if key not in self._containers:
-            self._containers[key] = self._array(a, depth)
-        return self._containers[key]
+        rule = self._containers.get(key)
+        if rule is None:
+            rule = self._containers[key] = self.rule("array")
+            self._array(a, depth, rule)
+        return rule
 
     def obj(self, o: Obj, depth: int) -> N:
         key = (id(o), depth if self.opt.indent is not None else 0)
-        if key not in self._containers:
-            self._containers[key] = self._obj(o, depth)
-        return self._containers[key]
+        rule = self._containers.get(key)
+        if rule is None:
+            rule = self._containers[key] = self.rule("object")
+            self._obj(o, depth, rule)
+        return rule
 
-    def _array(self, a: Arr, depth: int) -> N:
+    def _array(self, a: Arr, depth: int, rule: N) -> None:
         cap_i = a.max_items if a.max_items is not None else max(len(a.prefix), a.min_items, 1)
         if len(a.contains) > 1:
             raise SchemaError("more than one contains constraint on one array is not supported")
@@ -1534,7 +1540,6 @@ class _Emitter:
             return bool(i >= a.min_items and (cont is None or c >= cont[1]))
 
         finals = self._machine((0, 0), step, final, "array_items")
-        rule = self.rule("array")
         if not finals:
             self.b.add(rule, [rule])
         for (i, _), nt in finals:
@@ -1542,9 +1547,8 @@ class _Emitter:
                 self.b.add(rule, self.empty("[]"))
             else:
                 self.b.add(rule, [self.punct("[", depth), nt, self.punct("]", depth)])
-        return rule
 
-    def _obj(self, o: Obj, depth: int) -> N:
+    def _obj(self, o: Obj, depth: int, rule: N) -> None:
         named = [(k, v) for k, v in o.props if not v.is_false]
         unnamed = lnot(atom("str", "lits", frozenset(k for k, _ in o.props))) if o.props else top("str")
         # extra members: (symbols, witnesses they satisfy); a key may satisfy several witnesses at once
@@ -1608,7 +1612,6 @@ class _Emitter:
             return bool(done and c >= o.min_props and w == all_w)
 
         finals = self._machine((0, 0, 0), step, final, "object_members")
-        rule = self.rule("object")
         if not finals:
             self.b.add(rule, [rule])
         for (_, c, _), nt in finals:
@@ -1616,7 +1619,6 @@ class _Emitter:
                 self.b.add(rule, self.empty("{}"))
             else:
                 self.b.add(rule, [self.punct("{", depth), nt, self.punct("}", depth)])
-        return rule
 
     def build(self, root: Schema) -> Grammar:
         if self.c.is_empty(root):

@@ -479,3 +479,15 @@ def test_length_bounds_meet_patterns_exactly() -> None:
     assert products >= 3
     # 10,000 counted characters: 150,000 states if every character could be any, 20,000 over [a-z0-9]
     check({"type": "string", "pattern": "^([a-z][0-9])+$", "minLength": 10000}, ["a1" * 5000], ["a1" * 4999])
+
+
+@pytest.mark.parametrize("schema", [{}, {"properties": {"a": {"type": "string"}}},
+                                    {"type": "object", "properties": {"a": {}, "b": True}}])
+def test_any_value_is_emitted_once(schema: dict[str, Any]) -> None:
+    """The "any JSON value" schema contains itself (any array holds any values): its array and object
+    rules are made once, however many places use it."""
+    g = schema_to_grammar(schema)
+    heads = {r.lhs.rsplit("_", 1)[0] for r in g.rules if r.lhs.startswith(("array_", "object_"))}
+    counts = {h: len({r.lhs for r in g.rules if r.lhs.rsplit("_", 1)[0] == h}) for h in heads}
+    assert counts["array"] == 1
+    assert counts["object"] == (1 if schema == {} else 2)  # the root's own object, and any value's

@@ -377,3 +377,20 @@ def test_strings_except_names_equal_the_general_difference() -> None:
         assert fast.key == general.key, names
         assert not any(fast.accepts(json.dumps(v, ensure_ascii=False).encode()) for v in names)
         assert fast.accepts(json.dumps("".join(sorted(names)) + "Z", ensure_ascii=False).encode())  # no name
+
+
+@given(st.text(min_size=1, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_literal_chain_equals_the_compiled_literal(text: str) -> None:
+    """``literal_dfa`` (JSON keys and punctuation) is the same minimal DFA the regex compiler builds."""
+    from constrain.fsm import compile_node, literal_dfa
+    from constrain.regex import literal
+
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates have no UTF-8 spelling
+        return
+    chain, compiled = literal_dfa(data), compile_node(literal(text))
+    assert np.array_equal(chain.trans, compiled.trans)
+    assert np.array_equal(chain.accepting, compiled.accepting)
+    assert chain.accepts(data) and not chain.accepts(data[:-1]) and not chain.accepts(data + b"x")

@@ -9,6 +9,7 @@ start state 0: the integer table the numba token walks run over.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -1022,29 +1023,30 @@ def _closure(nfa: _NFA, states: frozenset[int], memo: dict[int, frozenset[int]])
     return frozenset(out)
 
 
-@lru_cache(maxsize=8192)
-def literal_dfa(data: bytes) -> ByteDFA:
-    """The DFA of exactly ``data``: a chain of states, already trimmed and minimal, keyed by its bytes. JSON
-    Schema grammars have a literal per property key; compiling each from a regex tree took longer than
-    all the rest of a small schema's terminals."""
+def _chain_table(data: bytes) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    """The table of the DFA of exactly ``data``: a chain of states, already trimmed and minimal."""
     n = len(data)
     trans = np.full((n + 1, 256), -1, np.int32)
     trans[np.arange(n), np.frombuffer(data, np.uint8)] = np.arange(1, n + 1, dtype=np.int32)
     accepting = np.zeros(n + 1, np.bool_)
     accepting[n] = True
-    return ByteDFA(trans, accepting, _key=f"lit:{data.hex()}")
+    return trans, accepting
+
+
+@lru_cache(maxsize=8192)
+def literal_dfa(data: bytes) -> ByteDFA:
+    """The DFA of exactly ``data``, kept across compiles and keyed by its bytes instead of a table hash.
+    JSON Schema grammars have a literal per property key; compiling each from a regex tree took longer
+    than all the rest of a small schema's terminals. (:func:`compile_node` builds the same table under the
+    content key, so that a Lark literal merges with any other terminal of the same language.)"""
+    return ByteDFA(*_chain_table(data), _key=f"lit:{data.hex()}")
 
 
 def compile_node(node: Node) -> ByteDFA:
     """A trimmed, minimal byte DFA for a code-point regex tree (UTF-8 encoded strings)."""
     text = _literal_text(node)
-    if text is not None:  # a literal (JSON keys, keywords, punctuation): its byte chain, built directly
-        data = np.frombuffer(text.encode("utf-8"), np.uint8)
-        trans = np.full((len(data) + 1, 256), -1, np.int32)
-        trans[np.arange(len(data)), data] = np.arange(1, len(data) + 1, dtype=np.int32)
-        accepting = np.zeros(len(data) + 1, np.bool_)
-        accepting[-1] = True
-        return ByteDFA(trans, accepting)
+    if text is not None:  # a literal (keywords, punctuation): its byte chain, built directly
+        return ByteDFA(*_chain_table(text.encode("utf-8")))
     texts = _literal_alternatives(node) if isinstance(node, Alt) else None
     if texts is not None:  # enums and property names: a trie of their bytes, minimised (no subset construction)
         return _trie_dfa([t.encode("utf-8") for t in texts])
@@ -1336,9 +1338,12 @@ def _utf8_expand(char_trans: list[dict[int, int]], accepting: list[bool], classe
         groups: dict[tuple[int, int], list[tuple[tuple[tuple[int, int], ...], int]]] = {}
         for q, t in items:
             groups.setdefault(q[0], []).append((q, t))
+        firsts = sorted(groups)
+        for (_, hi), (lo2, _) in itertools.pairwise(firsts):
+            assert hi < lo2, "UTF-8 sequences of disjoint classes have equal or disjoint first bytes"
         for (lo, hi), group in groups.items():
             if len(group[0][0]) == 1:
-                assert len(group) == 1, "UTF-8 sequences of disjoint classes have equal or disjoint first bytes"
+                assert len(group) == 1
                 rows[s, lo : hi + 1] = group[0][1]
                 continue
             rest = frozenset((q[1:], t) for q, t in group)

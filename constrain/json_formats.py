@@ -35,7 +35,19 @@ import numpy as np
 
 from constrain.errors import LimitError, RegexError
 from constrain.fsm import MAX_DFA_STATES, ByteDFA, compile_node, except_strings, trim_and_minimize
-from constrain.regex import EMPTY, MAX_CODE_POINT, Alt, CharSet, Node, Repeat, Seq, complement, literal, normalize
+from constrain.regex import (
+    EMPTY,
+    MAX_CODE_POINT,
+    Alt,
+    CharSet,
+    Node,
+    Repeat,
+    Seq,
+    cached_hash,
+    complement,
+    literal,
+    normalize,
+)
 
 DIGIT = CharSet(((0x30, 0x39),))
 NONZERO = CharSet(((0x31, 0x39),))
@@ -1056,15 +1068,6 @@ class Lang:
             object.__setattr__(self, "_repr", r)
         return r
 
-    def __hash__(self) -> int:
-        """Computed once: languages nest, key several caches, and sit inside the converter's intern keys
-        (the generated hash walks the whole tree on every lookup)."""
-        h: int | None = self.__dict__.get("_hash")
-        if h is None:
-            h = hash((self.kind, self.op, self.args))
-            object.__setattr__(self, "_hash", h)
-        return h
-
     @property
     def is_top(self) -> bool:
         return self.op == "top"
@@ -1073,6 +1076,8 @@ class Lang:
     def is_bottom(self) -> bool:
         return self.op == "bottom"
 
+
+Lang.__hash__ = cached_hash  # type: ignore[assignment]  # languages nest, and key the converter's interning
 
 _TOP = {k: Lang(k, "top") for k in ("str", "num")}
 _BOTTOM = {k: Lang(k, "bottom") for k in ("str", "num")}

@@ -56,9 +56,10 @@ class Repeat(Node):
     max: int | None
 
 
-def _cached_hash(node: Node) -> int:
-    """A node's hash, computed once (trees are keys of several caches; the generated hash walks the
-    whole tree on every lookup). Kept in the instance dict, beside the frozen fields."""
+def cached_hash(node: Any) -> int:
+    """A frozen dataclass's hash, computed once (regex trees and JSON-Schema languages are keys of several
+    caches; the generated hash walks the whole tree on every lookup). Kept in the instance dict, beside the
+    frozen fields."""
     h: int | None = node.__dict__.get("_hash")
     if h is None:
         h = hash((type(node), *(getattr(node, f) for f in node.__dataclass_fields__)))  # type: ignore[attr-defined]
@@ -67,7 +68,7 @@ def _cached_hash(node: Node) -> int:
 
 
 for _cls in (CharSet, Seq, Alt, Repeat):
-    _cls.__hash__ = _cached_hash  # type: ignore[assignment]
+    _cls.__hash__ = cached_hash  # type: ignore[assignment]
 
 EMPTY = Seq(())
 NOTHING = CharSet(())

@@ -49,6 +49,7 @@ from constrain.grammar_walk import (
     lexeme_diff_walk,
     lexeme_digest,
     lexeme_walk,
+    second_cost,
     spawn_lists,
     walk_buffer_size,
     walk_bytes,
@@ -934,7 +935,9 @@ class GrammarAutomaton(TokenAutomaton):
             n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                            follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
-        second = int((trie.subtree_end[nodes[:n]] - nodes[:n]).sum()) if n >= 0 else 0
+        second = 0
+        if n > 0:
+            second = second_cost(nodes[:n], states[:n], self._gterm, follow_ok, trie.node_byte, trie.subtree_end)
         if n < 0 or second > int(visited[0]):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
             # below each costs more than one exact walk of the thread (the walks return -1 themselves once

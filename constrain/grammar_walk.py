@@ -499,15 +499,34 @@ def walk_jobs(job_c, job_g, job_off, job_depth, job_first, job_end, node_byte, n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _goes_on(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-untyped-def]
-    """Whether some child of trie node ``i`` has a byte that may start a lexeme after terminal ``t``'s."""
+def _second_cost(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-untyped-def]
+    """Trie nodes a walk below trie node ``i``, where a lexeme of terminal ``t`` ends, may visit: each
+    child, and the whole subtree of each child whose byte may start a lexeme after ``t``
+    (``follow_ok[t]``); 0 if no child's may (nothing to walk). The others are met and left at once, so
+    counting their subtrees too (as this once did) called walks of a whitespace lexeme's tokens, where an
+    identifier that ends below ``" foo"`` may only go on with whitespace, far dearer than they are."""
+    cost = 0
+    ok = False
     j = i + 1
     end = subtree_end[i]
     while j < end:
+        nxt = subtree_end[j]
         if follow_ok[t, node_byte[j]]:
-            return True
-        j = subtree_end[j]
-    return False
+            cost += nxt - j
+            ok = True
+        else:
+            cost += 1
+        j = nxt
+    return cost if ok else 0
+
+
+@numba.njit(cache=True, nogil=True)
+def second_cost(nodes, states, gterm, follow_ok, node_byte, subtree_end):  # type: ignore[no-untyped-def]
+    """The sum of :func:`_second_cost` over second-boundary records ``(nodes[k], states[k])``."""
+    total = 0
+    for k in range(nodes.shape[0]):
+        total += _second_cost(nodes[k], follow_ok, gterm[states[k]], node_byte, subtree_end)
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -586,14 +605,16 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
             if subtree_end[i] > i + 1:
                 for k in range(c):
                     q = nxt[d, k]
-                    if (gacc[q] and not tignore[gterm[q]]
-                            and _goes_on(i, follow_ok, gterm[q], node_byte, subtree_end)):
+                    if gacc[q] and not tignore[gterm[q]]:
+                        cost = _second_cost(i, follow_ok, gterm[q], node_byte, subtree_end)
+                        if cost == 0:
+                            continue
                         if n_second >= second_nodes.shape[0]:
                             return -1
                         second_nodes[n_second] = i
                         second_states[n_second] = q
                         n_second += 1
-                        second_size += subtree_end[i] - i
+                        second_size += cost
                         if second_size > max_second:
                             return -1
         i += 1
@@ -793,14 +814,16 @@ def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node
             if subtree_end[i] > i + 1:
                 for k in range(c):
                     q = nxt[d, k]
-                    if (gacc[q] and not tignore[gterm[q]]
-                            and _goes_on(i, follow_ok, gterm[q], node_byte, subtree_end)):
+                    if gacc[q] and not tignore[gterm[q]]:
+                        cost = _second_cost(i, follow_ok, gterm[q], node_byte, subtree_end)
+                        if cost == 0:
+                            continue
                         if n_second >= second_nodes.shape[0]:
                             return -1
                         second_nodes[n_second] = i
                         second_states[n_second] = q
                         n_second += 1
-                        second_size += subtree_end[i] - i
+                        second_size += cost
                         if second_size > max_second:
                             return -1
             i += 1

@@ -654,6 +654,44 @@ def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> Non
     assert c.automaton._follow is not None  # the filtered crossings were used
 
 
+def test_crossings_count_only_the_children_a_next_lexeme_may_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whitespace terminal the parser reads (syncode's invariants grammar), then an identifier that only
+    whitespace may follow. With Llama 3 the identifier ends at every node below ``" "`` and a second lexeme may
+    start below about a hundred of them (``" foo"``, where ``" foo\\n"`` is a token). A walk below such a
+    node meets each child but goes on only under whitespace, so the crossing is kept with those records
+    (``grammar_walk._second_cost``); counting whole subtrees there made it an exact walk of every ``" ..."``
+    token at every such state. The masks equal advancing."""
+    from constrain import grammar_automaton as ga
+
+    grammar = r"""start: "loop" WS "invariant" WS expr ";"
+expr: IDENTIFIER | IDENTIFIER WS "(" WS expr WS ")" | expr WS "+" WS expr | INTEGER
+WS: /\s+/
+IDENTIFIER: /[a-zA-Z_][a-zA-Z0-9_]*/
+INTEGER: /[0-9]+/
+"""
+    compute = ga.GrammarAutomaton._compute_cross
+    kept: list[tuple[str, bool, int]] = []
+
+    def spy(self: ga.GrammarAutomaton, g: int, e: int, follow_ok: np.ndarray) -> Any:
+        result = compute(self, g, e, follow_ok)
+        kept.append((self.tables.term_names[int(self._gterm[g])], result[0] is not None, len(result[1])))
+        return result
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_compute_cross", spy)
+    comp = compiler("llama3")
+    c = constrain.Compiler(vocab=comp.vocab).lark(grammar)  # fresh caches: every crossing computed
+    tok = comp.tokenizer
+    ids = tok.encode("loop invariant  foo ( bar + 12 );", add_special_tokens=False)
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        if k in (3, 5):  # the whitespace before the expression, then inside it
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t)
+    assert any(name == "WS" and cached and records > 20 for name, cached, records in kept), kept
+
+
 def test_walks_spawn_from_expected_sets_made_during_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """A comment that may end before any byte (Go's ``EOS``: ``//`` then anything, and the next statement
     may follow at once) makes the exact walk of the whole trie end a lexeme at every node, and the parser

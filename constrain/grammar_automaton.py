@@ -49,6 +49,7 @@ from constrain.grammar_walk import (
     lexeme_diff_walk,
     lexeme_digest,
     lexeme_walk,
+    merged_boundaries,
     second_cost,
     spawn_lists,
     walk_buffer_size,
@@ -272,10 +273,8 @@ class SharedMasks:
                 failures[0] += 1
             return None
         boundaries = base.boundaries
-        if n_rem:
-            boundaries = np.setdiff1d(boundaries, removed[:n_rem], assume_unique=True)
-        if n_add:
-            boundaries = np.union1d(boundaries, added[:n_add]).astype(np.int32)
+        if n_rem or n_add:
+            boundaries = merged_boundaries(boundaries, removed[:n_rem], added[:n_add])
         inside.setflags(write=False)
         return Lexeme(inside, boundaries if len(boundaries) <= _MAX_BOUNDARIES else None, base.visited)
 

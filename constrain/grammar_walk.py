@@ -663,6 +663,32 @@ def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start
 
 
 @numba.njit(cache=True, nogil=True)
+def merged_boundaries(base, removed, added):  # type: ignore[no-untyped-def]
+    """``base`` without ``removed`` and with ``added``, all three ascending (:func:`lexeme_diff_walk` lists
+    both in preorder), in one pass: ``np.setdiff1d`` and ``np.union1d`` sort the ~65,000 boundaries of an
+    identifier-like lexeme again, 5 ms for each new lexer state of SQL's case-free keywords with Llama 3."""
+    out = np.empty(base.shape[0] + added.shape[0], base.dtype)
+    i = r = a = n = 0
+    while i < base.shape[0] or a < added.shape[0]:
+        if i < base.shape[0]:
+            while r < removed.shape[0] and removed[r] < base[i]:
+                r += 1
+            if r < removed.shape[0] and removed[r] == base[i]:
+                i += 1
+                continue
+        if a < added.shape[0] and (i >= base.shape[0] or added[a] <= base[i]):
+            if i < base.shape[0] and added[a] == base[i]:
+                i += 1
+            out[n] = added[a]
+            a += 1
+        else:
+            out[n] = base[i]
+            i += 1
+        n += 1
+    return out[:n].copy()
+
+
+@numba.njit(cache=True, nogil=True)
 def dead_roots(g0, gtrans, node_key, subtree_end, max_depth, out):  # type: ignore[no-untyped-def]
     """The trie nodes where the lexeme in lexer state ``g0`` dies (the first dead node of each path below
     the root, in preorder) into ``out``; their count, or -1 if ``out`` is too small. Every token of a

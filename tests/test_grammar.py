@@ -348,6 +348,21 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     assert checked > 200 and cheap == 2
 
 
+def test_merged_boundaries_equal_set_operations() -> None:
+    """A lexeme walked from a known one takes the base's boundaries without those it lost and with those it
+    gained (all ascending) in one pass; the result equals numpy's sorting set operations."""
+    from constrain.grammar_walk import merged_boundaries
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        base = np.unique(rng.integers(0, 300, rng.integers(0, 120))).astype(np.int32)
+        removed = np.sort(rng.choice(base, rng.integers(0, len(base) + 1), replace=False)).astype(np.int32)
+        added = np.sort(rng.choice(np.setdiff1d(np.arange(300), base), rng.integers(0, 50), replace=False))
+        expected = np.union1d(np.setdiff1d(base, removed, assume_unique=True), added)
+        got = merged_boundaries(base, removed, added.astype(np.int32))
+        assert got.dtype == np.int32 and got.tolist() == expected.tolist()
+
+
 def test_lexeme_walks_equal_a_plain_trie_walk() -> None:
     """The lexeme walk (numba, packed keys, one token per node unless several) gives the inside mask and
     boundaries of a plain node-by-node walk of the trie, written out here in Python."""

@@ -94,7 +94,8 @@ class Compiler:
     logit width if it is larger than the tokenizer. ``eos_token_ids``: extra end-of-sequence ids (e.g.
     ``model.generation_config.eos_token_id``). ``precompute_s``: seconds a Lark or GBNF grammar's compile
     may spend walking its lexer states ahead of first use (:data:`GRAMMAR_PRECOMPUTE_S` by default; 0 walks
-    each on first use). JSON schemas share theirs across schemas and always walk on first use.
+    each on first use); with a budget, the compile also makes the start state's mask, which every generation
+    needs first. JSON schemas share theirs across schemas and always walk on first use.
     """
 
     def __init__(
@@ -177,6 +178,7 @@ class Compiler:
         automaton = GrammarAutomaton(tables, self.vocab, self.trie, self.shared_masks, observe_after=observe_after)
         if kind != "json_schema" and self.precompute_s > 0:
             automaton.precompute_lexemes(self.precompute_s)
+            automaton.mask(automaton.initial_state)  # every generation's first mask: made here, once
         return CompiledConstraint(automaton, kind, grammar)
 
     @property

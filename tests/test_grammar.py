@@ -746,7 +746,8 @@ def test_walks_spawn_from_expected_sets_made_during_the_walk(monkeypatch: pytest
 
 def test_lexemes_walked_at_compile_time_give_the_same_masks() -> None:
     """A Lark/GBNF compile walks its lexer states' lexemes ahead of use (start states first) within its
-    time budget; masks then equal those of a compiler that walks each on first use (separate caches)."""
+    time budget, and makes the start state's mask; masks then equal those of a compiler that walks each on
+    first use (separate caches)."""
     vocab = compiler("smollm2").vocab
     text = 'root ::= (expr "=" ws term "\\n")+\nexpr ::= term ([-+*/] term)*\n' \
            'term ::= [a-z] [a-z0-9_]* ws | [0-9]+ ws | "(" ws expr ")" ws\nws ::= [ \\t\\n]*'
@@ -759,6 +760,7 @@ def test_lexemes_walked_at_compile_time_give_the_same_masks() -> None:
     assert set(states[: len(starts)]) == starts  # nearest a terminal's start first
     assert set(a._lexeme_of) == set(states)
     assert not lazy.automaton._lexeme_of  # nothing walked before the first mask
+    assert a.initial_state in a._masks and not lazy.automaton._masks
     assert lazy.automaton.precompute_lexemes(0.0) == 0 and not lazy.automaton._lexeme_of
     bm_e = np.zeros((1, bitmask_words(eager.vocab_size)), np.int32)
     bm_l = bm_e.copy()

@@ -50,7 +50,6 @@ from constrain.grammar_walk import (
     lexeme_digest,
     lexeme_walk,
     merged_boundaries,
-    second_cost,
     spawn_lists,
     walk_buffer_size,
     walk_bytes,
@@ -918,7 +917,7 @@ class GrammarAutomaton(TokenAutomaton):
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes, states = _cross_scratch()
-        visited = np.zeros(1, np.int64)
+        visited = np.zeros(2, np.int64)  # trie nodes walked, cost of the walks below the records
         key, lex = self._lexeme(g)
         n = -2
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
@@ -930,17 +929,14 @@ class GrammarAutomaton(TokenAutomaton):
             visited[0] += lex.visited
         if n == -2:
             out[:] = 0
-            visited[0] = 0
+            visited[:] = 0
             n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                            follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
-        second = 0
-        if n > 0:
-            second = second_cost(nodes[:n], states[:n], self._gterm, follow_ok, trie.node_byte, trie.subtree_end)
-        if n < 0 or second > int(visited[0]):
+        if n < 0 or visited[1] > visited[0]:
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
             # below each costs more than one exact walk of the thread (the walks return -1 themselves once
-            # ``second`` passes _MAX_SECOND_LEVEL_NODES)
+            # that cost passes _MAX_SECOND_LEVEL_NODES)
             return None, _NO_NODES, _NO_NODES
         out.setflags(write=False)
         if n > 1:  # nested boundaries may record a (node, state) twice: one sort of (node, state) keys

@@ -521,15 +521,6 @@ def _second_cost(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-un
 
 
 @numba.njit(cache=True, nogil=True)
-def second_cost(nodes, states, gterm, follow_ok, node_byte, subtree_end):  # type: ignore[no-untyped-def]
-    """The sum of :func:`_second_cost` over second-boundary records ``(nodes[k], states[k])``."""
-    total = 0
-    for k in range(nodes.shape[0]):
-        total += _second_cost(nodes[k], follow_ok, gterm[states[k]], node_byte, subtree_end)
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
 def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
                gacc, gterm, tignore, follow_ok, max_depth, max_second, out, second_nodes, second_states,
                visited):  # type: ignore[no-untyped-def]
@@ -544,7 +535,8 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     such check). Returns the number of such records, or -1 on overflow or once the trie nodes below the
     records pass ``max_second`` (the caller then walks the thread exactly instead: stopping early saves the
     rest of a walk whose result would not be used); ``visited[0]`` counts the trie nodes walked (about what
-    an exact walk of the thread costs). Depends only on ``g0`` and ``e``."""
+    an exact walk of the thread costs), ``visited[1]`` gets what the walks below the records will cost
+    (:func:`_second_cost`, summed). Depends only on ``g0`` and ``e``."""
     n_nodes = node_byte.shape[0]
     ns = 0
     for b in range(256):
@@ -618,6 +610,7 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
                         if second_size > max_second:
                             return -1
         i += 1
+    visited[1] = second_size
     return n_second
 
 
@@ -853,6 +846,7 @@ def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node
                         if second_size > max_second:
                             return -1
             i += 1
+    visited[1] = second_size
     return n_second
 
 

@@ -645,6 +645,20 @@ def assert_mask_equals_advance(c: constrain.CompiledConstraint, m: constrain.Mat
     assert allowed == {u for u in range(c.vocab_size) if u not in eos and m.allows(u)}, where
 
 
+def walk_checking_masks(c: constrain.CompiledConstraint, tok: Any, ids: list[int],
+                        at: tuple[int, ...] | None = None) -> constrain.Matcher:
+    """Walk ``ids``, filling the mask before each token; at the positions ``at`` (every one if None) the mask
+    must equal advancing. Returns the matcher after the last token."""
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        if at is None or k in at:
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t)
+    return m
+
+
 def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> None:
     """Where a lexeme ends inside tokens at nearly every trie node (our SQL grammar: after the space of
     ``" name"``, the identifier may end at any letter), the crossing masks keep only the nodes below which a
@@ -697,13 +711,7 @@ INTEGER: /[0-9]+/
     c = constrain.Compiler(vocab=comp.vocab).lark(grammar)  # fresh caches: every crossing computed
     tok = comp.tokenizer
     ids = tok.encode("loop invariant  foo ( bar + 12 );", add_special_tokens=False)
-    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
-    m = c.matcher()
-    for k, t in enumerate(ids):
-        m.fill_bitmask(bm, 0)
-        if k in (3, 5):  # the whitespace before the expression, then inside it
-            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
-        assert m.advance(t)
+    walk_checking_masks(c, tok, ids, at=(3, 5))  # the whitespace before the expression, then inside it
     assert any(name == "WS" and cached and records > 20 for name, cached, records in kept), kept
 
 
@@ -851,7 +859,7 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
         n = ga.cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                           trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                           follow_ok, trie.max_depth, ga._MAX_SECOND_LEVEL_NODES, out, nodes, states,
-                          np.zeros(1, np.int64))
+                          np.zeros(2, np.int64))
         if from_exits[0] is not None and n >= 0:  # (None: a cost estimate, which may differ)
             assert np.array_equal(from_exits[0], out)
             records = sorted(set(zip(nodes[:n].tolist(), states[:n].tolist())))
@@ -865,13 +873,7 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
     tok = comp.tokenizer
     text = "SELECT name , count(*) FROM singer WHERE age > 20 AND country = 'France' ORDER BY name"
     ids = tok.encode(text, add_special_tokens=False)
-    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
-    m = c.matcher()
-    for k, t in enumerate(ids):
-        m.fill_bitmask(bm, 0)
-        if k in (2, 9):  # inside the select list, after "WHERE age"
-            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
-        assert m.advance(t)
+    walk_checking_masks(c, tok, ids, at=(2, 9))  # inside the select list, after "WHERE age"
     assert len(compared) >= 3 and any(compared)  # with second-boundary records too
 
 
@@ -896,10 +898,4 @@ def test_threads_in_one_lexer_state_share_a_merged_column() -> None:
                 a.is_accepting(a.step_bytes(a.initial_state, text.encode()))) == lark_accepts(ref, text), text
     tok = comp.tokenizer
     ids = tok.encode("ab cdef;ghij(kl);", add_special_tokens=False)
-    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
-    m = c.matcher()
-    for k, t in enumerate(ids):
-        m.fill_bitmask(bm, 0)
-        assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
-        assert m.advance(t)
-    assert m.accepting
+    assert walk_checking_masks(c, tok, ids).accepting

@@ -43,6 +43,7 @@ from constrain.grammar_walk import (
     MAX_MISSES,
     REFRESH,
     boundary_exits,
+    covers_after_ignored,
     cross_exits,
     cross_walk,
     dead_roots,
@@ -72,6 +73,8 @@ _MAX_ADVANCED = 1 << 20
 _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
+_MAX_COVER_PAIRS = 4096
+"""State pairs one check of :meth:`GrammarAutomaton._drop_covered` may explore before it keeps the thread."""
 _MAX_BOUNDARIES = 1 << 16
 """Past this many lexeme boundaries in the trie, a lexer state's cross masks come from one whole walk."""
 _MAX_PREFIX_PAIRS = 2048
@@ -424,6 +427,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int], _CrossEntry] = {}
+        self._covers: dict[tuple[int, int, int], bool] = {}  # see _drop_covered
         self._all_follow = np.ones((tables.n_terms + 1, 256), np.bool_)  # no follow check (see _cross_mask)
         self._follow: npt.NDArray[np.bool_] | None = None
         self._follow_key: list[bytes] = []
@@ -755,6 +759,8 @@ class GrammarAutomaton(TokenAutomaton):
                     threads[(c2, s)] = None
         live = [(c, g) for c, g in threads if g != eps_state]
         after = self._answers([(c, gterm[g]) for c, g in live], log)  # each thread's lexeme ending here
+        if self._ignore_set and len(live) > 1:
+            live, after = self._drop_covered(live, after)
         parts: list[U32] = []  # cached masks (read-only) whose union is the mask, walks aside
         exact_c: list[int] = []
         exact_g: list[int] = []
@@ -791,6 +797,45 @@ class GrammarAutomaton(TokenAutomaton):
             dead = self._dead_roots(big) if self._lexeme(big)[1].visited >= _MIN_SKIP_VISITED else None
             self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log, dead)
         return words
+
+    def _drop_covered(self, live: list[tuple[int, int]], after: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+        """``live`` without the ignored-lexeme threads whose tokens other threads of the state all give.
+
+        An ignored lexeme (whitespace) in thread ``(c, a)`` leaves the parser at ``c``: its tokens either
+        stay inside ignored lexemes or go on in a lexeme of a terminal ``U`` that ``c`` expects. If for
+        every such ``U`` the state has a thread ``(c, h)`` of ``U`` that reads whatever that fresh ``U``
+        lexeme could (:func:`grammar_walk.covers_after_ignored`), the ignored thread adds no token. SQL's
+        required space ``_SP`` beside ``%ignore WS`` (both ``/[ \\t\\n]+/``) is the case: without this,
+        the ``WS`` thread's next lexeme is ``_SP`` ending at every byte of a whitespace run, so it was
+        walked exactly through the whole trie (2-3 ms with Llama 3) for tokens the ``_SP`` thread gives."""
+        gterm = self._gterm_list
+        tignore = self._tignore_list
+        parsed_at: dict[int, dict[int, list[int]]] = {}
+        for c, g in live:
+            if not tignore[gterm[g]]:
+                parsed_at.setdefault(c, {}).setdefault(gterm[g], []).append(g)
+        drop: set[int] = set()
+        for i, ((c, a), c2) in enumerate(zip(live, after)):
+            if c2 != c or not tignore[gterm[a]] or c not in parsed_at:
+                continue
+            threads_of = parsed_at[c]
+            expected = [u for u in self._eid_order[self._col_eid(c)].tolist() if not tignore[u]]
+            if expected and all(any(self._covered(a, h, u) for h in threads_of.get(u, ())) for u in expected):
+                drop.add(i)
+        if not drop:
+            return live, after
+        keep = [i for i in range(len(live)) if i not in drop]
+        return [live[i] for i in keep], [after[i] for i in keep]
+
+    def _covered(self, a: int, h: int, u: int) -> bool:
+        key = (a, h, u)
+        hit = self._covers.get(key)
+        if hit is None:
+            hit = bool(covers_after_ignored(self._gtrans, self._gacc, self._ignore_starts, a, h,
+                                            self._term_start_list[u], _MAX_COVER_PAIRS))
+            with self._write:
+                self._covers[key] = hit
+        return hit
 
     def _inside(self, g: int) -> U32:
         return self._lexeme(g)[1].inside

@@ -617,6 +617,72 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
 
 
 @numba.njit(cache=True, nogil=True)
+def _includes(gtrans, gacc, p0, q0, limit):  # type: ignore[no-untyped-def]
+    """Whether every string that global lexer state ``p0`` accepts, ``q0`` accepts too (DFAs trimmed: a
+    live state can still accept); False also past ``limit`` state pairs."""
+    n = np.int64(gtrans.shape[0])
+    seen = {p0 * n + q0}
+    stack = [p0 * n + q0]
+    while len(stack):
+        k = stack.pop()
+        p = k // n
+        q = k % n
+        if gacc[p] and not gacc[q]:
+            return False
+        for b in range(256):
+            p2 = gtrans[p, b]
+            if p2 < 0:
+                continue
+            q2 = gtrans[q, b]
+            if q2 < 0:
+                return False
+            k2 = p2 * n + q2
+            if k2 not in seen:
+                if len(seen) >= limit:
+                    return False
+                seen.add(k2)
+                stack.append(k2)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def covers_after_ignored(gtrans, gacc, ign_starts, a, h, u0, limit):  # type: ignore[no-untyped-def]
+    """Whether lexer state ``h`` (of a parsed terminal U) reads, after any bytes ``x``, whatever a fresh
+    lexeme of U (start state ``u0``) reads after an ignored lexeme in state ``a`` (and any run of further
+    ignored lexemes) ends on ``x``: for every string ``x`` on which that run may end, the strings
+    ``h`` accepts after ``x`` include those ``u0`` accepts. Threads ``(c, a)`` and ``(c, h)`` on one
+    parser column ``c`` then make every token of the first's that goes on in a U lexeme a token of the
+    second's too (an ignored lexeme leaves the parser at ``c``). False also past ``limit`` state pairs."""
+    n = np.int64(gtrans.shape[0])
+    seen = {a * n + h}
+    stack = [a * n + h]
+    included = {np.int64(-1)}  # states h reaches where the run may end, already found to include u0
+    while len(stack):
+        k = stack.pop()
+        p = k // n
+        q = k % n
+        if gacc[p] and q not in included:
+            if not _includes(gtrans, gacc, u0, q, limit):
+                return False
+            included.add(q)
+        for b in range(256):
+            q2 = gtrans[q, b]
+            for j in range(-1, ign_starts.shape[0] if gacc[p] else 0):
+                p2 = gtrans[p, b] if j < 0 else gtrans[ign_starts[j], b]
+                if p2 < 0:
+                    continue
+                if q2 < 0:  # the run goes on (and may end: DFAs are trimmed) where h cannot
+                    return False
+                k2 = p2 * n + q2
+                if k2 not in seen:
+                    if len(seen) >= limit:
+                        return False
+                    seen.add(k2)
+                    stack.append(k2)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start, node_tokens, max_depth, inside,
                 boundaries, visited):  # type: ignore[no-untyped-def]
     """Tokens that stay inside the lexeme in lexer state ``g0`` (bits set in ``inside``), and the trie

@@ -899,3 +899,39 @@ def test_threads_in_one_lexer_state_share_a_merged_column() -> None:
     tok = comp.tokenizer
     ids = tok.encode("ab cdef;ghij(kl);", add_special_tokens=False)
     assert walk_checking_masks(c, tok, ids).accepting
+
+
+@pytest.mark.parametrize("comments", [False, True])
+def test_ignored_threads_that_a_parsed_thread_covers_are_left_out(monkeypatch: pytest.MonkeyPatch,
+                                                                   comments: bool) -> None:
+    """A required space terminal beside ``%ignore WS`` of the same language (our SQL grammar's ``_SP``):
+    after ``"select "`` the state has both threads on one column, and every token of the ``WS`` thread is
+    one of the ``_SP`` thread's (what follows an ignored lexeme there is an ``_SP`` lexeme, which the
+    ``_SP`` thread reads on). The ``WS`` thread is left out of the mask computation
+    (``grammar_walk.covers_after_ignored``); with comments also ignored it is not (``--`` may follow the
+    whitespace, where no ``_SP`` lexeme goes on). The masks equal advancing either way."""
+    from constrain import grammar_automaton as ga
+
+    grammar = r"""start: "select" _SP NAME (_SP "from" _SP NAME)?
+_SP: /[ \t\n]+/
+WS: /[ \t\n]+/
+NAME: /[a-z]+/
+%ignore WS
+""" + ('COMMENT: /--[^\\n]*\\n/\n%ignore COMMENT\n' if comments else "")
+    drop = ga.GrammarAutomaton._drop_covered
+    dropped: list[tuple[str, ...]] = []
+
+    def spy(self: ga.GrammarAutomaton, live: list[tuple[int, int]], after: list[int]) -> Any:
+        kept = drop(self, live, after)
+        names = self.tables.term_names
+        dropped.append(tuple(names[self._gterm_list[g]] for c, g in live if (c, g) not in kept[0]))
+        return kept
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_drop_covered", spy)
+    comp = compiler("smollm2")
+    c = constrain.Compiler(vocab=comp.vocab).lark(grammar)
+    tok = comp.tokenizer
+    ids = tok.encode("select  \n foo from bar", add_special_tokens=False)
+    walk_checking_masks(c, tok, ids)
+    left_out = {name for names in dropped for name in names}
+    assert left_out == (set() if comments else {"WS%ignore"}), dropped

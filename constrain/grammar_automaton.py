@@ -136,6 +136,18 @@ class _CrossEntry(NamedTuple):
     terms: list[int]
 
 
+class _SpawnSet(NamedTuple):
+    """The next lexemes a cross mask starts: spawn lists ``start[set_id * 256 + b]`` into ``gs`` (see
+    :mod:`grammar_walk`), the terminals in canonical order (``order``, ``position``) and by content."""
+
+    start: I64
+    gs: I64
+    set_id: int
+    order: I64
+    position: dict[int, int]
+    content: tuple[tuple[str, bool], ...]
+
+
 class Lexeme(NamedTuple):
     """What a lexer state gives every grammar: the tokens that stay inside its lexeme, the trie nodes
     where the lexeme may end with more bytes to come (``None``: too many to list), and the trie nodes
@@ -426,7 +438,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._accepting: list[bool] = []
         self._masks: OrderedDict[int, U32] = OrderedDict()
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
-        self._cross: dict[tuple[int, int], _CrossEntry] = {}
+        self._cross: dict[tuple[int, int, frozenset[int]], _CrossEntry] = {}
         self._covers: dict[tuple[int, int, int], bool] = {}  # see _drop_covered
         self._all_follow = np.ones((tables.n_terms + 1, 256), np.bool_)  # no follow check (see _cross_mask)
         self._follow: npt.NDArray[np.bool_] | None = None
@@ -759,8 +771,9 @@ class GrammarAutomaton(TokenAutomaton):
                     threads[(c2, s)] = None
         live = [(c, g) for c, g in threads if g != eps_state]
         after = self._answers([(c, gterm[g]) for c, g in live], log)  # each thread's lexeme ending here
+        without: dict[tuple[int, int], frozenset[int]] = {}
         if self._ignore_set and len(live) > 1:
-            live, after = self._drop_covered(live, after)
+            live, after, without = self._drop_covered(live, after)
         parts: list[U32] = []  # cached masks (read-only) whose union is the mask, walks aside
         exact_c: list[int] = []
         exact_g: list[int] = []
@@ -769,7 +782,7 @@ class GrammarAutomaton(TokenAutomaton):
             if c2 < 0:
                 parts.append(self._inside(g))
                 continue
-            entry = self._cross_mask(g, self._col_eid(c2))
+            entry = self._cross_mask(g, self._col_eid(c2), without.get((c, g), frozenset()))
             if entry.shared.mask is None:  # too many overlapping lexemes to cache: walk this thread exactly (below)
                 parts.append(self._inside(g))
                 exact_c.append(c)
@@ -798,16 +811,19 @@ class GrammarAutomaton(TokenAutomaton):
             self._walk(np.array(exact_c, np.int64), np.array(exact_g, np.int64), 0, words, log, dead)
         return words
 
-    def _drop_covered(self, live: list[tuple[int, int]], after: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
-        """``live`` without the ignored-lexeme threads whose tokens other threads of the state all give.
+    def _drop_covered(self, live: list[tuple[int, int]], after: list[int]
+                      ) -> tuple[list[tuple[int, int]], list[int], dict[tuple[int, int], frozenset[int]]]:
+        """``live`` and ``after`` without the ignored-lexeme threads whose tokens other threads of the state
+        all give, and for the other ignored-lexeme threads, the next terminals whose tokens others give.
 
         An ignored lexeme (whitespace) in thread ``(c, a)`` leaves the parser at ``c``: its tokens either
-        stay inside ignored lexemes or go on in a lexeme of a terminal ``U`` that ``c`` expects. If for
-        every such ``U`` the state has a thread ``(c, h)`` of ``U`` that reads whatever that fresh ``U``
-        lexeme could (:func:`grammar_walk.covers_after_ignored`), the ignored thread adds no token. SQL's
-        required space ``_SP`` beside ``%ignore WS`` (both ``/[ \\t\\n]+/``) is the case: without this,
-        the ``WS`` thread's next lexeme is ``_SP`` ending at every byte of a whitespace run, so it was
-        walked exactly through the whole trie (2-3 ms with Llama 3) for tokens the ``_SP`` thread gives."""
+        stay inside ignored lexemes or go on in a lexeme of a terminal ``U`` that ``c`` expects. If the
+        state has a thread ``(c, h)`` of ``U`` that reads whatever that fresh ``U`` lexeme could
+        (:func:`grammar_walk.covers_after_ignored`), the ``U`` lexemes after the ignored one add no token:
+        the thread's cross mask is taken without them; with none left, the thread adds no token at all.
+        SQL's required space ``_SP`` beside ``%ignore WS`` (both ``/[ \\t\\n]+/``) is the case: without
+        this, the ``WS`` thread's next lexeme ``_SP`` ends at every byte of a whitespace run, so the thread
+        was walked exactly through the whole trie (2-3 ms with Llama 3) for tokens the ``_SP`` thread gives."""
         gterm = self._gterm_list
         tignore = self._tignore_list
         parsed_at: dict[int, dict[int, list[int]]] = {}
@@ -815,17 +831,21 @@ class GrammarAutomaton(TokenAutomaton):
             if not tignore[gterm[g]]:
                 parsed_at.setdefault(c, {}).setdefault(gterm[g], []).append(g)
         drop: set[int] = set()
+        without: dict[tuple[int, int], frozenset[int]] = {}
         for i, ((c, a), c2) in enumerate(zip(live, after)):
             if c2 != c or not tignore[gterm[a]] or c not in parsed_at:
                 continue
             threads_of = parsed_at[c]
             expected = [u for u in self._eid_order[self._col_eid(c)].tolist() if not tignore[u]]
-            if expected and all(any(self._covered(a, h, u) for h in threads_of.get(u, ())) for u in expected):
+            covered = frozenset(u for u in expected if any(self._covered(a, h, u) for h in threads_of.get(u, ())))
+            if covered and len(covered) == len(expected):
                 drop.add(i)
+            elif covered:
+                without[(c, a)] = covered
         if not drop:
-            return live, after
+            return live, after, without
         keep = [i for i in range(len(live)) if i not in drop]
-        return [live[i] for i in keep], [after[i] for i in keep]
+        return [live[i] for i in keep], [after[i] for i in keep], without
 
     def _covered(self, a: int, h: int, u: int) -> bool:
         key = (a, h, u)
@@ -911,30 +931,46 @@ class GrammarAutomaton(TokenAutomaton):
             if write:
                 self.parser.lock.release()
 
-    def _cross_mask(self, g: int, e: int) -> _CrossEntry:
-        key = (g, e)
+    def _cross_mask(self, g: int, e: int, without: frozenset[int] = frozenset()) -> _CrossEntry:
+        """Cross entry of lexer state ``g`` before expected set ``e``, less the next terminals ``without``
+        (those another thread of the state gives: see :meth:`_drop_covered`)."""
+        key = (g, e, without)
         hit = self._cross.get(key)
         if hit is not None:
             return hit
-        shared_key: Any = (self._lexeme(g)[0], self._eid_content[e])
+        spawn = self._spawn_set(e, without)
+        shared_key: Any = (self._lexeme(g)[0], spawn.content)
         shared = self.shared.cross(shared_key)
         if shared is None:
-            shared = self._shared_cross(g, e, self._all_follow)
+            shared = self._shared_cross(g, spawn, self._all_follow)
             self.shared.put_cross(shared_key, shared)
         if shared.mask is None:
             # second boundaries everywhere (an identifier may end at any letter): keep only those below which
             # a byte may start a lexeme after the terminal (in this grammar: the key says what may follow)
             follow = self._follow_ok()
-            shared_key = (shared_key, tuple(self._follow_key[t] for t in self._eid_order[e].tolist()))
+            shared_key = (shared_key, tuple(self._follow_key[t] for t in spawn.order.tolist()))
             filtered = self.shared.cross(shared_key)
             if filtered is None:
-                filtered = self._shared_cross(g, e, follow)
+                filtered = self._shared_cross(g, spawn, follow)
                 self.shared.put_cross(shared_key, filtered)
             shared = filtered
-        result = _CrossEntry(shared, self._eid_order[e][shared.term_pos].tolist())
+        result = _CrossEntry(shared, spawn.order[shared.term_pos].tolist())
         with self._write:
             self._cross[key] = result
         return result
+
+    def _spawn_set(self, e: int, without: frozenset[int]) -> _SpawnSet:
+        """Expected set ``e`` as a :class:`_SpawnSet`; less ``without``, spawn lists of its own."""
+        if not without:
+            return _SpawnSet(self._eid_start, self._eid_gs, e, self._eid_order[e], self._eid_terms[e],
+                             self._eid_content[e])
+        terms = [t for t in self._eid_order[e].tolist() if t not in without]  # canonical order kept
+        starts = np.array(sorted({self._term_start_list[t] for t in terms} | self._ignore_start_set), np.int64)
+        start = np.zeros(257, np.int64)
+        gs = np.empty(256 * len(starts), np.int64)
+        n = spawn_lists(self._gtrans, starts, 0, start[1:], gs)
+        return _SpawnSet(start, gs[:n], 0, np.array(terms, np.int64), {t: i for i, t in enumerate(terms)},
+                         tuple(self._term_content[t] for t in terms))
 
     def _follow_ok(self) -> npt.NDArray[np.bool_]:
         """:func:`grammar_tables.follow_bytes`, computed on first need, and each terminal's row as bytes."""
@@ -944,21 +980,22 @@ class GrammarAutomaton(TokenAutomaton):
             self._follow = follow
         return self._follow
 
-    def _shared_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
-        if not len(self._eid_order[e]):  # nothing may follow the lexeme (the text's end): no token crosses it
+    def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
+        if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
             return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
-        mask, nodes, states = self._compute_cross(g, e, follow_ok)
+        mask, nodes, states = self._compute_cross(g, spawn, follow_ok)
         if mask is not None:
             mask = mask | self._inside(g)
             mask.setflags(write=False)
-        pos = [self._eid_terms[e][t] for t in self._gterm[states].tolist()]
+        pos = [spawn.position[t] for t in self._gterm[states].tolist()]
         distinct = sorted(set(pos))  # a few terminals: in Python, not np.unique
         index = {p: i for i, p in enumerate(distinct)}
         trie = self.trie
         return SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
                            trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64))
 
-    def _compute_cross(self, g: int, e: int, follow_ok: npt.NDArray[np.bool_]) -> tuple[U32 | None, I64, I64]:
+    def _compute_cross(self, g: int, spawn: _SpawnSet,
+                       follow_ok: npt.NDArray[np.bool_]) -> tuple[U32 | None, I64, I64]:
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes, states = _cross_scratch()
@@ -967,7 +1004,7 @@ class GrammarAutomaton(TokenAutomaton):
         n = -2
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
             exit_start, exit_node = self.shared.exits(key, lex)
-            n = cross_exits(exit_start, exit_node, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth,
+            n = cross_exits(exit_start, exit_node, spawn.set_id, spawn.start, spawn.gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
                             self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
                             _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
@@ -975,7 +1012,7 @@ class GrammarAutomaton(TokenAutomaton):
         if n == -2:
             out[:] = 0
             visited[:] = 0
-            n = cross_walk(g, e, self._eid_start, self._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end,
+            n = cross_walk(g, spawn.set_id, spawn.start, spawn.gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                            follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
         if n < 0 or visited[1] > visited[0]:

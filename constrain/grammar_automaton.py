@@ -35,6 +35,7 @@ from constrain.fsm import (
     bounded_language_key,
     joint_classes,
     length_classes,
+    literal_dfa,
     state_language_key,
     state_prefix_key,
 )
@@ -448,6 +449,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0, observe_after=observe_after)
         self._cap = _CAP0  # threads per byte the walks start with: what this grammar's walks needed so far
         self._sync_eids()
+        _load_mask_kernels(self)
         init = self._intern(np.array([self.parser.initial], np.int64), np.array([tables.eps_state], np.int64))
         self.initial_state = init
 
@@ -1026,6 +1028,46 @@ class GrammarAutomaton(TokenAutomaton):
             pairs = np.unique(nodes[:n] * width + states[:n])
             return out, pairs // width, pairs % width
         return out, nodes[:n].copy(), states[:n].copy()
+
+
+_mask_kernels_loaded = False
+
+
+def _load_mask_kernels(a: GrammarAutomaton) -> None:
+    """Load the walks that masks may need from numba's cache now, with the first grammar of a process, on
+    inputs that give each the types of its real calls and return at once. Loading one takes 3-5 ms, which
+    the first mask of a process to need it paid mid-generation (in the grammar benchmark, 10-15 ms spread
+    over a few masks of the first C and arithmetic grammars); the first compile pays it instead.
+    ``tests/test_grammar.py`` checks that no call here adds a signature the real calls lack."""
+    global _mask_kernels_loaded
+    if _mask_kernels_loaded:
+        return
+    trie = a.trie
+    one, two = literal_dfa(b"\x00"), literal_dfa(b"\x00\x00")
+    inside = np.zeros(a.words, np.uint32)
+    added, removed = np.empty(1, np.int32), np.empty(1, np.int32)
+    for base, classes, offset in ((one, length_classes(one.trans, one.accepting, trie.max_depth), 0),
+                                  (two, joint_classes(one.trans, one.accepting, two.trans, two.accepting)[None, :],
+                                   one.n_states)):
+        lexeme_diff_walk(0, one.trans, one.accepting, 0, base.trans, base.accepting, classes, offset, trie.node_key,
+                         trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,
+                         trie.max_depth, inside, added, removed, 0)
+    merged_boundaries(np.zeros(1, np.int32), removed[:0], added[:0])
+    dead_roots(0, one.trans, trie.node_key, trie.subtree_end, trie.max_depth, np.empty(1, np.int32))
+    exit_start, exit_node = boundary_exits(np.zeros(0, np.int32), trie.node_byte, trie.subtree_end)
+    nodes, states = _cross_scratch()
+    eps = a.tables.eps_state  # a lexeme that ends at once and starts nothing: the walks stop at the root's children
+    for walk_exits in (True, False):
+        out = np.zeros(a.words, np.uint32)
+        visited = np.zeros(2, np.int64)
+        common = (a._eid_start, a._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
+                  trie.node_tokens, a._gtrans, a._gacc, a._gterm, a._tignore, a._all_follow, trie.max_depth)
+        if walk_exits:
+            cross_exits(exit_start, exit_node, 0, *common, 0, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
+        else:
+            cross_walk(eps, 0, *common, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
+    covers_after_ignored(a._gtrans, a._gacc, a._ignore_starts, eps, eps, eps, 1)
+    _mask_kernels_loaded = True
 
 
 _scratch = threading.local()

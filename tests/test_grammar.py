@@ -939,3 +939,44 @@ NAME: /[a-z]+/
     walk_checking_masks(c, tok, ids)
     assert dropped == (set() if comments else {"WS%ignore"})
     assert partly == (set() if comments else {("_SP",)})
+
+
+def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first grammar of a process loads the walks masks may need (``grammar_automaton._load_mask_kernels``)
+    on made-up inputs: each must take the types of its real calls, or numba compiles it a second time and
+    the real call still loads its own. After real calls of every one (a SQL walk, and JSON strings whose
+    lexemes are walked from known ones, words that may split anywhere), each has one compiled signature."""
+    from constrain import grammar_automaton as ga
+    from constrain import grammars
+
+    monkeypatch.setattr(ga, "_mask_kernels_loaded", False)
+    comp = compiler("smollm2")
+    fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
+    fresh.lark('start: "x"')  # loads them (again, on these inputs)
+    names = ["cross_walk", "cross_exits", "boundary_exits", "lexeme_diff_walk", "merged_boundaries", "dead_roots",
+             "covers_after_ignored", "length_classes", "joint_classes"]
+    calls = dict.fromkeys(names, 0)
+
+    def counted(name: str) -> Any:
+        kernel = getattr(ga, name)
+
+        def call(*args: Any) -> Any:
+            calls[name] += 1
+            return kernel(*args)
+        return call
+
+    kernels = {name: getattr(ga, name) for name in names}
+    for name in names:
+        monkeypatch.setattr(ga, name, counted(name))
+    tok = comp.tokenizer
+    sql = fresh.lark(grammars.load("sql"))
+    walk(sql, tok.encode("SELECT name , count(*) FROM singer WHERE age > 20 ORDER BY name", add_special_tokens=False))
+    words = fresh.lark('start: WORD+\nWORD: /[a-z]+/\n%ignore " "')  # a word may split anywhere: exact walks
+    walk(words, tok.encode("ab cd efg", add_special_tokens=False))
+    schema = {"type": "object", "properties": {f"p{k}": {"type": "string", "maxLength": 40 + 7 * k} for k in range(6)},
+              "propertyNames": {"not": {"const": "$schema"}}}
+    c = fresh.json_schema(schema)
+    walk(c, tok.encode('{"p0":"' + "ab " * 12 + '","p1":"x","p3":"' + "cd" * 20 + '"}', add_special_tokens=False))
+    assert all(calls.values()), calls  # each had a real call
+    signatures = {name: len(kernel.signatures) for name, kernel in kernels.items()}
+    assert set(signatures.values()) == {1}, signatures

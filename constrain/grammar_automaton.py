@@ -441,6 +441,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._mask_cap = max(64, MASK_CACHE_BYTES // (4 * self.words))
         self._cross: dict[tuple[int, int, frozenset[int]], _CrossEntry] = {}
         self._covers: dict[tuple[int, int, int], bool] = {}  # see _drop_covered
+        self._cover_sets: dict[tuple[int, int, tuple[int, ...]], tuple[frozenset[int], bool]] = {}
         self._all_follow = np.ones((tables.n_terms + 1, 256), np.bool_)  # no follow check (see _cross_mask)
         self._follow: npt.NDArray[np.bool_] | None = None
         self._follow_key: list[bytes] = []
@@ -838,12 +839,20 @@ class GrammarAutomaton(TokenAutomaton):
             if c2 != c or not tignore[gterm[a]] or c not in parsed_at:
                 continue
             threads_of = parsed_at[c]
-            expected = [u for u in self._eid_order[self._col_eid(c)].tolist() if not tignore[u]]
-            covered = frozenset(u for u in expected if any(self._covered(a, h, u) for h in threads_of.get(u, ())))
-            if covered and len(covered) == len(expected):
+            e = self._col_eid(c)
+            key = (a, e, tuple(sorted(g for gs in threads_of.values() for g in gs)))
+            hit = self._cover_sets.get(key)
+            if hit is None:
+                expected = [u for u in self._eid_order[e].tolist() if not tignore[u]]
+                covered = frozenset(u for u in expected
+                                    if any(self._covered(a, h, u) for h in threads_of.get(u, ())))
+                hit = (covered, bool(covered) and len(covered) == len(expected))
+                with self._write:
+                    self._cover_sets[key] = hit
+            if hit[1]:
                 drop.add(i)
-            elif covered:
-                without[(c, a)] = covered
+            elif hit[0]:
+                without[(c, a)] = hit[0]
         if not drop:
             return live, after, without
         keep = [i for i in range(len(live)) if i not in drop]

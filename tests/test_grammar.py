@@ -354,10 +354,14 @@ def test_merged_boundaries_equal_set_operations() -> None:
     from constrain.grammar_walk import merged_boundaries
 
     rng = np.random.default_rng(0)
-    for _ in range(500):
-        base = np.unique(rng.integers(0, 300, rng.integers(0, 120))).astype(np.int32)
-        removed = np.sort(rng.choice(base, rng.integers(0, len(base) + 1), replace=False)).astype(np.int32)
-        added = np.sort(rng.choice(np.setdiff1d(np.arange(300), base), rng.integers(0, 50), replace=False))
+    for k in range(600):
+        size = 300 if k % 10 else 20_000  # and longer lists, where the runs between changes are long
+        base = np.unique(rng.integers(0, size, rng.integers(0, size // 3))).astype(np.int32)
+        removed = np.sort(rng.choice(base, rng.integers(0, min(len(base), 200) + 1), replace=False)).astype(np.int32)
+        added = np.sort(rng.choice(np.setdiff1d(np.arange(size), base), rng.integers(0, 50), replace=False))
+        if k % 5 == 0:  # beyond the contract (lexeme_diff_walk lists removed ones of base, added ones not in it)
+            removed = np.unique(np.concatenate([removed, rng.integers(0, size, 10)])).astype(np.int32)
+            added = np.unique(np.concatenate([added, rng.choice(base, min(len(base), 10))])) if len(base) else added
         expected = np.union1d(np.setdiff1d(base, removed, assume_unique=True), added)
         got = merged_boundaries(base, removed, added.astype(np.int32))
         assert got.dtype == np.int32 and got.tolist() == expected.tolist()

@@ -48,6 +48,7 @@ from constrain.grammar_walk import (
     cross_exits,
     cross_walk,
     dead_roots,
+    derived_exits,
     lexeme_diff_walk,
     lexeme_digest,
     lexeme_walk,
@@ -152,11 +153,13 @@ class _SpawnSet(NamedTuple):
 class Lexeme(NamedTuple):
     """What a lexer state gives every grammar: the tokens that stay inside its lexeme, the trie nodes
     where the lexeme may end with more bytes to come (``None``: too many to list), and the trie nodes
-    its walk visited."""
+    its walk visited; for a lexeme walked from a known one, that one's key and the boundaries it lost and
+    gained (its exits are the known one's, changed there: see :meth:`SharedMasks.exits`)."""
 
     inside: U32
     boundaries: I32 | None
     visited: int
+    origin: tuple[LexKey, I32, I32] | None = None
 
 
 class SharedMasks:
@@ -238,7 +241,7 @@ class SharedMasks:
         if same is not None and dfa.n_states <= _MAX_LENGTH_CLASS_STATES:
             base = self._lexemes.get(same[1])
             if base is not None and base.boundaries is not None and base.visited >= _MIN_DIFF_VISITED:
-                lex = self._diff_walk(dfa, state, dfa, same[0], base)
+                lex = self._diff_walk(dfa, state, dfa, same[0], base, same[1])
                 if lex is not None:
                     return lex
         if signature is not None:
@@ -246,7 +249,7 @@ class SharedMasks:
                 base = self._lexemes.get(base_key)
                 if base is None or base.boundaries is None or base.visited < _MIN_DIFF_VISITED or base_dfa is dfa:
                     continue
-                lex = self._diff_walk(dfa, state, base_dfa, base_state, base)
+                lex = self._diff_walk(dfa, state, base_dfa, base_state, base, base_key)
                 if lex is not None:
                     return lex
         return _lexeme(dfa.trans, dfa.accepting, state, self.trie, self.words)
@@ -270,7 +273,8 @@ class SharedMasks:
                     self._class_bytes -= self._classes.popitem(last=False)[1][0].nbytes
         return known
 
-    def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme) -> Lexeme | None:
+    def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme,
+                   base_key: LexKey) -> Lexeme | None:
         classes, offset, failures = self._classes_for(dfa, base_dfa)
         if classes.size == 0 or failures[0] >= _MAX_DIFF_FAILURES:  # empty: a class check failed
             return None
@@ -291,7 +295,9 @@ class SharedMasks:
         if n_rem or n_add:
             boundaries = merged_boundaries(boundaries, removed[:n_rem], added[:n_add])
         inside.setflags(write=False)
-        return Lexeme(inside, boundaries if len(boundaries) <= _MAX_BOUNDARIES else None, base.visited)
+        if len(boundaries) > _MAX_BOUNDARIES:
+            return Lexeme(inside, None, base.visited)
+        return Lexeme(inside, boundaries, base.visited, (base_key, removed[:n_rem].copy(), added[:n_add].copy()))
 
     def dead(self, key: LexKey, dfa: ByteDFA, state: int) -> I32 | None:
         """:func:`grammar_walk.dead_roots` of a lexer state whose lexeme is kept under ``key`` (a function of
@@ -315,7 +321,17 @@ class SharedMasks:
         if hit is not None:
             return hit
         assert lex.boundaries is not None
-        value: tuple[I64, I32] = boundary_exits(lex.boundaries, self.trie.node_byte, self.trie.subtree_end)
+        trie = self.trie
+        value: tuple[I64, I32] | None = None
+        if lex.origin is not None:  # the known lexeme's exits, less those of lost boundaries, plus the gained
+            base_key, removed, added = lex.origin
+            base = self._lexemes.get(base_key)
+            if base is not None and base.boundaries is not None:
+                start, node = self.exits(base_key, base)
+                value = derived_exits(start, node, removed, added, trie.node_byte, trie.subtree_end,
+                                      _node_marks(len(trie.node_byte)))
+        if value is None:
+            value = boundary_exits(lex.boundaries, trie.node_byte, trie.subtree_end)
         self._put(self._exits, 0, key, value)
         return value
 
@@ -1064,6 +1080,8 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
     merged_boundaries(np.zeros(1, np.int32), removed[:0], added[:0])
     dead_roots(0, one.trans, trie.node_key, trie.subtree_end, trie.max_depth, np.empty(1, np.int32))
     exit_start, exit_node = boundary_exits(np.zeros(0, np.int32), trie.node_byte, trie.subtree_end)
+    derived_exits(exit_start, exit_node, removed[:0].copy(), added[:0].copy(), trie.node_byte, trie.subtree_end,
+                  _node_marks(len(trie.node_byte)))
     nodes, states = _cross_scratch()
     eps = a.tables.eps_state  # a lexeme that ends at once and starts nothing: the walks stop at the root's children
     for walk_exits in (True, False):
@@ -1092,6 +1110,14 @@ def _walk_scratch() -> tuple[I64, I64, I64, I64, I64, I64, I64]:
                 np.empty(_MAX_RESUMES * 16, np.int64), np.zeros(2, np.int64))
         _scratch.bufs = bufs
     return bufs
+
+
+def _node_marks(n_nodes: int) -> npt.NDArray[np.bool_]:
+    """This thread's all-False flags over trie nodes (:func:`grammar_walk.derived_exits` clears what it sets)."""
+    marks: npt.NDArray[np.bool_] | None = getattr(_scratch, "marks", None)
+    if marks is None or len(marks) != n_nodes:
+        marks = _scratch.marks = np.zeros(n_nodes, np.bool_)
+    return marks
 
 
 def _cross_scratch() -> tuple[I64, I64]:

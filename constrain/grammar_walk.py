@@ -826,6 +826,56 @@ def boundary_exits(bnodes, node_byte, subtree_end):  # type: ignore[no-untyped-d
 
 
 @numba.njit(cache=True, nogil=True)
+def derived_exits(base_start, base_node, removed, added, node_byte, subtree_end, marks):  # type: ignore[no-untyped-def]
+    """:func:`boundary_exits` of a lexeme walked from a known one (:func:`lexeme_diff_walk`): the known one's
+    exits less the children of the boundaries it lost (``removed``), plus those of the boundaries it gained
+    (``added``, after the known ones of their byte: :func:`cross_exits` does not depend on the order).
+    Listing an identifier-like lexeme's 70,000 exits again took 0.5 ms at each new lexer state of a
+    keyword-excluding identifier. ``marks``: all False over the trie's nodes, and left so."""
+    for k in range(removed.shape[0]):
+        j = removed[k] + 1
+        while j < subtree_end[removed[k]]:
+            marks[j] = True
+            j = subtree_end[j]
+    counts = np.zeros(257, np.int64)
+    for b in range(256):
+        kept = 0
+        for x in range(base_start[b], base_start[b + 1]):
+            if not marks[base_node[x]]:
+                kept += 1
+        counts[b + 1] = kept
+    for k in range(added.shape[0]):
+        j = added[k] + 1
+        while j < subtree_end[added[k]]:
+            counts[node_byte[j] + 1] += 1
+            j = subtree_end[j]
+    for b in range(256):
+        counts[b + 1] += counts[b]
+    exit_start = counts.copy()
+    exit_node = np.empty(counts[256], np.int32)
+    for b in range(256):
+        w = counts[b]
+        for x in range(base_start[b], base_start[b + 1]):
+            if not marks[base_node[x]]:
+                exit_node[w] = base_node[x]
+                w += 1
+        counts[b] = w
+    for k in range(added.shape[0]):
+        j = added[k] + 1
+        while j < subtree_end[added[k]]:
+            b = node_byte[j]
+            exit_node[counts[b]] = j
+            counts[b] += 1
+            j = subtree_end[j]
+    for k in range(removed.shape[0]):
+        j = removed[k] + 1
+        while j < subtree_end[removed[k]]:
+            marks[j] = False
+            j = subtree_end[j]
+    return exit_start, exit_node
+
+
+@numba.njit(cache=True, nogil=True)
 def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start,
                 node_tokens, gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out, second_nodes,
                 second_states, visited):  # type: ignore[no-untyped-def]

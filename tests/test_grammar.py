@@ -367,6 +367,37 @@ def test_merged_boundaries_equal_set_operations() -> None:
         assert got.dtype == np.int32 and got.tolist() == expected.tolist()
 
 
+def test_exits_of_a_lexeme_walked_from_a_known_one_equal_listing_them_again() -> None:
+    """A lexeme walked from a known one lists its exits (the children of its boundaries, by byte) from the known
+    one's: less those of the boundaries it lost, plus those of the ones it gained. Per byte they are the
+    exits that ``boundary_exits`` lists from its boundaries (in another order, which the cross walks do not
+    depend on)."""
+    from constrain.fsm import compile_regex
+    from constrain.grammar_automaton import _lexeme, _node_marks
+    from constrain.grammar_walk import boundary_exits, derived_exits, merged_boundaries
+
+    comp = compiler("smollm2")
+    trie = comp.trie
+    lex = _lexeme(*(lambda d: (d.trans, d.accepting))(compile_regex(r"[a-zA-Z_][a-zA-Z0-9_]*")), 0, trie,
+                  bitmask_words(comp.vocab.size))
+    base = lex.boundaries
+    assert base is not None and len(base) > 10_000
+    base_start, base_node = boundary_exits(base, trie.node_byte, trie.subtree_end)
+    rng = np.random.default_rng(1)
+    others = np.setdiff1d(np.arange(1, len(trie.node_byte), dtype=np.int32), base)
+    marks = _node_marks(len(trie.node_byte))
+    for n_rem, n_add in [(0, 0), (1, 0), (0, 1), (40, 25), (500, 300)]:
+        removed = np.sort(rng.choice(base, n_rem, replace=False)).astype(np.int32)
+        added = np.sort(rng.choice(others, n_add, replace=False)).astype(np.int32)
+        start, node = derived_exits(base_start, base_node, removed, added, trie.node_byte, trie.subtree_end, marks)
+        want_start, want_node = boundary_exits(merged_boundaries(base, removed, added), trie.node_byte,
+                                               trie.subtree_end)
+        assert start.tolist() == want_start.tolist()
+        for b in range(256):
+            assert sorted(node[start[b] : start[b + 1]].tolist()) == sorted(want_node[start[b] : start[b + 1]].tolist())
+        assert not marks.any()
+
+
 def test_lexeme_walks_equal_a_plain_trie_walk() -> None:
     """The lexeme walk (numba, packed keys, one token per node unless several) gives the inside mask and
     boundaries of a plain node-by-node walk of the trie, written out here in Python."""
@@ -957,8 +988,8 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     comp = compiler("smollm2")
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
     fresh.lark('start: "x"')  # loads them (again, on these inputs)
-    names = ["cross_walk", "cross_exits", "boundary_exits", "lexeme_diff_walk", "merged_boundaries", "dead_roots",
-             "covers_after_ignored", "length_classes", "joint_classes"]
+    names = ["cross_walk", "cross_exits", "boundary_exits", "derived_exits", "lexeme_diff_walk", "merged_boundaries",
+             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes"]
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str) -> Any:

@@ -1132,6 +1132,7 @@ def _cross_scratch() -> tuple[I64, I64]:
 _NO_NODES = np.zeros(0, np.int64)
 _NO_NODES.setflags(write=False)
 _NO_DEAD = np.zeros(0, np.int32)
+_NO_DEAD.setflags(write=False)  # as dead-root lists are: one numba signature of walk_jobs, not two
 
 
 def _thread_buffers(size: int) -> tuple[I64, I64, I64]:

@@ -1017,3 +1017,30 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     assert all(calls.values()), calls  # each had a real call
     signatures = {name: len(kernel.signatures) for name, kernel in kernels.items()}
     assert set(signatures.values()) == {1}, signatures
+
+
+@pytest.mark.parametrize("required, ignored", [
+    (r"[ \t]+", r"[ \t]+"),  # the same language: the ignored thread is covered
+    (r" +", r"[ \t]+"),  # the ignored one reads tabs the required one cannot: not covered after a tab
+    (r"[ \t]+", r" +"),  # the required one reads more: covered
+    (r" ", r"[ \t]+"),  # exactly one space required: its thread ends at once
+    (r"[ \t]+", r"\t"),  # ignored single tabs, one lexeme each
+])
+def test_masks_with_required_and_ignored_whitespace_equal_advancing(required: str, ignored: str) -> None:
+    """Required whitespace terminals beside ignored ones of other languages, where an ignored thread may be
+    left out or its crossing taken without some next terminals (``GrammarAutomaton._drop_covered``) only
+    when another thread gives its tokens: at every position of sampled texts, the mask equals advancing
+    each token of the vocabulary."""
+    grammar = rf"""start: "select" _SP NAME ("," NAME)* (_SP "from" _SP NAME)? ";"?
+_SP: /{required}/
+WS: /{ignored}/
+NAME: /[a-z]+/
+%ignore WS
+"""
+    comp = compiler("smollm2")
+    c = constrain.Compiler(vocab=comp.vocab).lark(grammar)
+    tok = comp.tokenizer
+    texts = sample_strings(lark_to_grammar(grammar), 1, seed=3, byte_alphabet=comp.vocab.byte_alphabet)
+    texts.append("select \t a,b\t \tfrom  c;")  # in each of these languages
+    for text in texts:
+        walk_checking_masks(c, tok, tok.encode(text, add_special_tokens=False))

@@ -617,32 +617,48 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
 
 
 @numba.njit(cache=True, nogil=True)
-def _includes(gtrans, gacc, p0, q0, limit):  # type: ignore[no-untyped-def]
-    """Whether every string that global lexer state ``p0`` accepts, ``q0`` accepts too (DFAs trimmed: a
-    live state can still accept); False also past ``limit`` state pairs."""
+def _pair_walk(gtrans, gacc, restarts, p0, q0, limit):  # type: ignore[no-untyped-def]
+    """The state pairs that the same bytes take global lexer states ``p0`` and ``q0`` to, where from an
+    accepting ``p`` each of the ``restarts`` (start states) may also read the next byte (a new lexeme).
+    Returns whether ``q`` lives wherever ``p`` goes on (DFAs are trimmed: a live ``p`` may still accept),
+    False also past ``limit`` pairs, and the distinct ``q`` met beside an accepting ``p``."""
     n = np.int64(gtrans.shape[0])
     seen = {p0 * n + q0}
     stack = [p0 * n + q0]
+    ends = {np.int64(-1)}
+    ends.discard(np.int64(-1))
     while len(stack):
         k = stack.pop()
         p = k // n
         q = k % n
-        if gacc[p] and not gacc[q]:
-            return False
+        if gacc[p]:
+            ends.add(q)
         for b in range(256):
-            p2 = gtrans[p, b]
-            if p2 < 0:
-                continue
             q2 = gtrans[q, b]
-            if q2 < 0:
-                return False
-            k2 = p2 * n + q2
-            if k2 not in seen:
-                if len(seen) >= limit:
-                    return False
-                seen.add(k2)
-                stack.append(k2)
-    return True
+            for j in range(-1, restarts.shape[0] if gacc[p] else 0):
+                p2 = gtrans[p, b] if j < 0 else gtrans[restarts[j], b]
+                if p2 < 0:
+                    continue
+                if q2 < 0:
+                    return False, np.zeros(0, np.int64)
+                k2 = p2 * n + q2
+                if k2 not in seen:
+                    if len(seen) >= limit:
+                        return False, np.zeros(0, np.int64)
+                    seen.add(k2)
+                    stack.append(k2)
+    out = np.empty(len(ends), np.int64)
+    for i, q in enumerate(ends):
+        out[i] = q
+    return True, out
+
+
+@numba.njit(cache=True, nogil=True)
+def _includes(gtrans, gacc, p0, q0, limit):  # type: ignore[no-untyped-def]
+    """Whether every string that global lexer state ``p0`` accepts, ``q0`` accepts too; False also past
+    ``limit`` state pairs."""
+    ok, ends = _pair_walk(gtrans, gacc, np.zeros(0, np.int64), p0, q0, limit)
+    return ok and gacc[ends].all()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -653,32 +669,12 @@ def covers_after_ignored(gtrans, gacc, ign_starts, a, h, u0, limit):  # type: ig
     ``h`` accepts after ``x`` include those ``u0`` accepts. Threads ``(c, a)`` and ``(c, h)`` on one
     parser column ``c`` then make every token of the first's that goes on in a U lexeme a token of the
     second's too (an ignored lexeme leaves the parser at ``c``). False also past ``limit`` state pairs."""
-    n = np.int64(gtrans.shape[0])
-    seen = {a * n + h}
-    stack = [a * n + h]
-    included = {np.int64(-1)}  # states h reaches where the run may end, already found to include u0
-    while len(stack):
-        k = stack.pop()
-        p = k // n
-        q = k % n
-        if gacc[p] and q not in included:
-            if not _includes(gtrans, gacc, u0, q, limit):
-                return False
-            included.add(q)
-        for b in range(256):
-            q2 = gtrans[q, b]
-            for j in range(-1, ign_starts.shape[0] if gacc[p] else 0):
-                p2 = gtrans[p, b] if j < 0 else gtrans[ign_starts[j], b]
-                if p2 < 0:
-                    continue
-                if q2 < 0:  # the run goes on (and may end: DFAs are trimmed) where h cannot
-                    return False
-                k2 = p2 * n + q2
-                if k2 not in seen:
-                    if len(seen) >= limit:
-                        return False
-                    seen.add(k2)
-                    stack.append(k2)
+    ok, ends = _pair_walk(gtrans, gacc, ign_starts, a, h, limit)  # the run goes on only where h does
+    if not ok:
+        return False
+    for q in ends:  # noqa: SIM110 - a loop, not all() over a generator, in numba
+        if not _includes(gtrans, gacc, u0, q, limit):
+            return False
     return True
 
 
@@ -837,36 +833,24 @@ def derived_exits(base_start, base_node, removed, added, node_byte, subtree_end,
         while j < subtree_end[removed[k]]:
             marks[j] = True
             j = subtree_end[j]
-    counts = np.zeros(257, np.int64)
+    add_start, add_node = boundary_exits(added, node_byte, subtree_end)
+    exit_start = np.zeros(257, np.int64)
     for b in range(256):
         kept = 0
         for x in range(base_start[b], base_start[b + 1]):
             if not marks[base_node[x]]:
                 kept += 1
-        counts[b + 1] = kept
-    for k in range(added.shape[0]):
-        j = added[k] + 1
-        while j < subtree_end[added[k]]:
-            counts[node_byte[j] + 1] += 1
-            j = subtree_end[j]
+        exit_start[b + 1] = exit_start[b] + kept + add_start[b + 1] - add_start[b]
+    exit_node = np.empty(exit_start[256], np.int32)
     for b in range(256):
-        counts[b + 1] += counts[b]
-    exit_start = counts.copy()
-    exit_node = np.empty(counts[256], np.int32)
-    for b in range(256):
-        w = counts[b]
+        w = exit_start[b]
         for x in range(base_start[b], base_start[b + 1]):
             if not marks[base_node[x]]:
                 exit_node[w] = base_node[x]
                 w += 1
-        counts[b] = w
-    for k in range(added.shape[0]):
-        j = added[k] + 1
-        while j < subtree_end[added[k]]:
-            b = node_byte[j]
-            exit_node[counts[b]] = j
-            counts[b] += 1
-            j = subtree_end[j]
+        for x in range(add_start[b], add_start[b + 1]):
+            exit_node[w] = add_node[x]
+            w += 1
     for k in range(removed.shape[0]):
         j = removed[k] + 1
         while j < subtree_end[removed[k]]:

@@ -75,6 +75,10 @@ _MAX_ADVANCED = 1 << 20
 _MAX_SECOND_LEVEL_NODES = 30_000
 """Past this many trie nodes below second lexeme boundaries, a thread's tokens are walked exactly instead."""
 MASK_CACHE_BYTES = 256 << 20
+_MIN_SPLIT_VISITED = 10_000
+"""Next terminals whose lexemes, from their start, visit at least this many trie nodes (identifiers) are
+crossed into on their own, the crossing kept by content and reused by every expected set that holds them
+(see :meth:`GrammarAutomaton._split_cross`)."""
 _MAX_COVER_PAIRS = 4096
 """State pairs one check of :meth:`GrammarAutomaton._drop_covered` may explore before it keeps the thread."""
 _MAX_BOUNDARIES = 1 << 16
@@ -129,6 +133,21 @@ class SharedCross(NamedTuple):
     node_depth: I64
     first: I64
     end: I64
+    walked: int
+    below: int
+    """Trie nodes the crossing's walk visited (about what an exact walk of the thread costs), and those the
+    walks below its second boundaries will (see :func:`grammar_walk.cross_walk`)."""
+
+
+class _Crossing(NamedTuple):
+    """A crossing as walked (see :class:`SharedCross`): its mask (None: walk the thread exactly), the trie
+    nodes of its second boundaries and their terminals, and its two costs."""
+
+    mask: U32 | None
+    nodes: I64
+    terms: I64
+    walked: int
+    below: int
 
 
 class _CrossEntry(NamedTuple):
@@ -178,6 +197,7 @@ class SharedMasks:
         self.words = words
         self._lexemes: OrderedDict[LexKey, Lexeme] = OrderedDict()
         self._cross: OrderedDict[CrossKey, SharedCross] = OrderedDict()
+        self._parts: OrderedDict[Any, _Crossing] = OrderedDict()  # see GrammarAutomaton._split_cross
         self._dead: OrderedDict[LexKey, tuple[I32 | None]] = OrderedDict()  # see dead()
         self._exits: OrderedDict[LexKey, tuple[I64, I32]] = OrderedDict()  # see exits()
         self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
@@ -188,8 +208,8 @@ class SharedMasks:
         self._classes: OrderedDict[tuple[str, str], tuple[I32, int, list[int]]] = OrderedDict()
         self._class_bytes = 0
         self._last_of_dfa: dict[str, tuple[int, LexKey]] = {}  # DFA -> its last lexeme walked
-        self._bytes = [0, 0]  # held by lexemes, by cross masks
-        self._max_bytes = max_bytes // 2  # for each of the two
+        self._bytes = [0, 0, 0]  # held by lexemes, by cross masks, by their parts
+        self._max_bytes = [max_bytes // 2, max_bytes // 2, max_bytes // 16]  # parts: a few per lexer state
         self._lock = threading.Lock()
 
     def state_key(self, dfa: ByteDFA, state: int) -> LexKey:
@@ -341,13 +361,20 @@ class SharedMasks:
     def put_cross(self, key: CrossKey, value: SharedCross) -> None:
         self._put(self._cross, 1, key, value)
 
+    def part(self, key: Any) -> _Crossing | None:
+        """A crossing into one terminal, a part of others (see :meth:`GrammarAutomaton._split_cross`)."""
+        return self._parts.get(key)
+
+    def put_part(self, key: Any, value: _Crossing) -> None:
+        self._put(self._parts, 2, key, value)
+
     def _put(self, cache: OrderedDict[Any, Any], which: int, key: Any, value: tuple[Any, ...]) -> None:
         with self._lock:
             if key in cache:
                 return
             cache[key] = value
             self._bytes[which] += _nbytes(value)
-            while self._bytes[which] > self._max_bytes and len(cache) > 1:
+            while self._bytes[which] > self._max_bytes[which] and len(cache) > 1:
                 _, old = cache.popitem(last=False)
                 self._bytes[which] -= _nbytes(old)
 
@@ -1009,29 +1036,119 @@ class GrammarAutomaton(TokenAutomaton):
 
     def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
         if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
-            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
-        mask, nodes, states = self._compute_cross(g, spawn, follow_ok)
+            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, 0, 0)
+        crossing = self._split_cross(g, spawn, follow_ok)
+        if crossing is None:
+            crossing = self._compute_cross(g, spawn, follow_ok)
+        mask = crossing.mask
         if mask is not None:
             mask = mask | self._inside(g)
             mask.setflags(write=False)
-        pos = [spawn.position[t] for t in self._gterm[states].tolist()]
+        pos = [spawn.position[t] for t in crossing.terms.tolist()]
         distinct = sorted(set(pos))  # a few terminals: in Python, not np.unique
         index = {p: i for i, p in enumerate(distinct)}
         trie = self.trie
+        nodes = crossing.nodes
         return SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
-                           trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64))
+                           trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
+                           crossing.walked, crossing.below)
 
-    def _compute_cross(self, g: int, spawn: _SpawnSet,
-                       follow_ok: npt.NDArray[np.bool_]) -> tuple[U32 | None, I64, I64]:
+    def _split_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> _Crossing | None:
+        """The crossing of lexer state ``g`` into ``spawn``'s terminals computed in parts, or None where it is
+        not worth it.
+
+        A token crosses into one first next lexeme, so the crossing is the union of the crossings into each
+        of its terminals, except after an ignored lexeme, where every expected terminal may follow. The
+        terminals whose lexemes are big (an identifier's, about 70,000 trie nodes with Llama 3) are crossed
+        into alone, each part kept by content like any crossing; the others and the ignored ones in one walk
+        that spawns the whole set after an ignored lexeme ends. Whitespace crossed into each new set of
+        expected terminals took a whole walk of the identifiers below it (2 ms with Llama 3: the slowest
+        masks of C grammars); now the identifiers' part is walked once and each new set costs its rest."""
+        order = spawn.order.tolist()
+        if len(order) < 2:
+            return None
+        big = [t for t in order if not self._tignore_list[t] and self._start_visited(t) >= _MIN_SPLIT_VISITED]
+        if not big:
+            return None
+        if follow_ok is self._all_follow:
+            # a big lexeme (an identifier) ends at nearly every one of its nodes: its second boundaries are only
+            # worth keeping where a byte may start what follows it, and the whole walk that finds it out is
+            # what the parts save; no mask here sends the caller to the crossing with that check
+            return _Crossing(None, _NO_NODES, _NO_NODES, 0, 0)
+        key = self._lexeme(g)[0]
+        parts: list[_Crossing] = []
+        for t in big:
+            content = (self._term_content[t],)
+            part_key = (key, content, self._follow_key[t])
+            part = self.shared.part(part_key)
+            if part is None:
+                start, gs = self._spawn_arrays([[t]])
+                part = self._compute_cross(g, _SpawnSet(start, gs, 0, np.array([t], np.int64), {}, ()), follow_ok,
+                                           judged=False)
+                self.shared.put_part(part_key, part)
+            if part.mask is None:  # its second boundaries alone are too many: so are the whole set's
+                return part
+            # kept by content: its terminal (the only one its records can have) numbered as in this grammar
+            parts.append(part._replace(terms=np.full(len(part.nodes), t, np.int64)))
+        rest = [t for t in order if t not in big]
+        if rest:
+            start, gs = self._spawn_arrays([rest, order])  # set 1: spawned after an ignored lexeme
+            part = self._compute_cross(g, _SpawnSet(start, gs, 0, np.array(rest, np.int64), {}, ()), follow_ok,
+                                       again=1, judged=False)
+            if part.mask is None:
+                return part
+            parts.append(part)
+        walked = sum(part.walked for part in parts)
+        below = sum(part.below for part in parts)
+        if below > _MAX_SECOND_LEVEL_NODES or below > walked:  # as _compute_cross judges one walk
+            return _Crossing(None, _NO_NODES, _NO_NODES, walked, below)
+        masks = [part.mask for part in parts if part.mask is not None]  # (all of them)
+        mask = masks[0] | masks[-1]  # a new array
+        for more in masks[1:-1]:
+            mask |= more
+        nodes, terms = _joined([part.nodes for part in parts]), _joined([part.terms for part in parts])
+        if len(parts) > 1 and len(nodes):
+            width = np.int64(self.tables.n_terms + 1)
+            pairs = np.unique(nodes * width + terms)
+            nodes, terms = pairs // width, pairs % width
+        return _Crossing(mask, nodes, terms, walked, below)
+
+    def _start_visited(self, t: int) -> int:
+        """Trie nodes the lexeme of terminal ``t``'s start state visits, if this grammar has walked it (0 if
+        not: walking it only to decide costs more than a crossing does; most grammars walk their start
+        states when compiled, see :meth:`precompute_lexemes`)."""
+        hit = self._lexeme_of.get(self._term_start_list[t])
+        return 0 if hit is None else hit[1].visited
+
+    def _spawn_arrays(self, sets: list[list[int]]) -> tuple[I64, I64]:
+        """Spawn lists (see :mod:`grammar_walk`) for sets of terminals, set ``k`` at ``start[k * 256:]``."""
+        start = np.zeros(256 * len(sets) + 1, np.int64)
+        parts: list[I64] = []
+        n = 0
+        for k, terms in enumerate(sets):
+            starts = np.array(sorted({self._term_start_list[t] for t in terms}), np.int64)
+            gs = np.empty(256 * len(starts), np.int64)
+            w = spawn_lists(self._gtrans, starts, n, start[k * 256 + 1 : (k + 1) * 256 + 1], gs)
+            parts.append(gs[:w])
+            n += w
+        return start, np.concatenate(parts)
+
+    def _compute_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_], again: int | None = None,
+                       judged: bool = True) -> _Crossing:
+        """The crossing's walk (its mask without ``g``'s inside); ``again``: the set spawned after an ignored
+        next lexeme ends (by default ``spawn``'s own); ``judged``: without a mask where walking below its
+        second boundaries costs more than the walk itself (a part of a crossing is judged with the others)."""
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes, states = _cross_scratch()
         visited = np.zeros(2, np.int64)  # trie nodes walked, cost of the walks below the records
         key, lex = self._lexeme(g)
+        e = spawn.set_id
+        e_again = e if again is None else again
         n = -2
         if lex.boundaries is not None:  # walk below the lexeme's boundaries only
             exit_start, exit_node = self.shared.exits(key, lex)
-            n = cross_exits(exit_start, exit_node, spawn.set_id, spawn.start, spawn.gs, trie.node_byte, trie.node_depth,
+            n = cross_exits(exit_start, exit_node, e, e_again, spawn.start, spawn.gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
                             self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
                             _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
@@ -1039,20 +1156,22 @@ class GrammarAutomaton(TokenAutomaton):
         if n == -2:
             out[:] = 0
             visited[:] = 0
-            n = cross_walk(g, spawn.set_id, spawn.start, spawn.gs, trie.node_byte, trie.node_depth, trie.subtree_end,
+            n = cross_walk(g, e, e_again, spawn.start, spawn.gs, trie.node_byte, trie.node_depth, trie.subtree_end,
                            trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
                            follow_ok, trie.max_depth, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
-        if n < 0 or visited[1] > visited[0]:
+        walked, below = int(visited[0]), int(visited[1])
+        if n < 0 or (judged and below > walked):
             # second boundaries everywhere (e.g. runs of whitespace lexemes, character-level grammars): walking
             # below each costs more than one exact walk of the thread (the walks return -1 themselves once
             # that cost passes _MAX_SECOND_LEVEL_NODES)
-            return None, _NO_NODES, _NO_NODES
+            return _Crossing(None, _NO_NODES, _NO_NODES, walked, below)
         out.setflags(write=False)
-        if n > 1:  # nested boundaries may record a (node, state) twice: one sort of (node, state) keys
-            width = np.int64(self._gtrans.shape[0])
-            pairs = np.unique(nodes[:n] * width + states[:n])
-            return out, pairs // width, pairs % width
-        return out, nodes[:n].copy(), states[:n].copy()
+        terms = self._gterm[states[:n]]
+        if n > 1:  # nested boundaries may record a node twice: one sort of (node, terminal) keys
+            width = np.int64(self.tables.n_terms + 1)
+            pairs = np.unique(nodes[:n] * width + terms)
+            return _Crossing(out, pairs // width, pairs % width, walked, below)
+        return _Crossing(out, nodes[:n].copy(), terms, walked, below)
 
 
 _mask_kernels_loaded = False
@@ -1090,9 +1209,9 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
         common = (a._eid_start, a._eid_gs, trie.node_byte, trie.node_depth, trie.subtree_end, trie.token_start,
                   trie.node_tokens, a._gtrans, a._gacc, a._gterm, a._tignore, a._all_follow, trie.max_depth)
         if walk_exits:
-            cross_exits(exit_start, exit_node, 0, *common, 0, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
+            cross_exits(exit_start, exit_node, 0, 0, *common, 0, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
         else:
-            cross_walk(eps, 0, *common, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
+            cross_walk(eps, 0, 0, *common, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
     covers_after_ignored(a._gtrans, a._gacc, a._ignore_starts, eps, eps, eps, 1)
     _mask_kernels_loaded = True
 

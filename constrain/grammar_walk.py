@@ -521,14 +521,16 @@ def _second_cost(i, follow_ok, t, node_byte, subtree_end):  # type: ignore[no-un
 
 
 @numba.njit(cache=True, nogil=True)
-def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens, gtrans,
-               gacc, gterm, tignore, follow_ok, max_depth, max_second, out, second_nodes, second_states,
+def cross_walk(g0, e, e_again, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start, node_tokens,
+               gtrans, gacc, gterm, tignore, follow_ok, max_depth, max_second, out, second_nodes, second_states,
                visited):  # type: ignore[no-untyped-def]
     """Tokens that finish the lexeme in state ``g0`` somewhere inside them and go on in the next lexeme.
 
     The next lexeme is one of expected set ``e`` (what the parser expects after this terminal, plus the
     ignored terminals). Sets in ``out`` the tokens whose rest stays inside next lexemes; an ignored
-    lexeme (whitespace) ending there spawns set ``e`` again, since it leaves the parser where it was.
+    lexeme (whitespace) ending there spawns set ``e_again``, since it leaves the parser where it was:
+    ``e`` itself, or, where ``e`` is part of the expected set (a crossing computed in parts, see
+    ``GrammarAutomaton._split_cross``), the whole set, whose terminals include ``e``'s.
     Where a next lexeme of a parsed terminal could itself end with more bytes to come (a second
     boundary), records (trie node, lexer state) for the caller, which needs the parser to continue, unless
     no byte below the node may start a lexeme after that terminal (``follow_ok[terminal]``; all True: no
@@ -540,7 +542,8 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
     n_nodes = node_byte.shape[0]
     ns = 0
     for b in range(256):
-        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])
+        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b],
+                 spawn_start[e_again * 256 + b + 1] - spawn_start[e_again * 256 + b])
     cap = 4 * ns + 8
     own = np.full(max_depth + 2, -1, np.int64)  # the lexeme in progress (g0's terminal), per depth
     nxt = np.empty((max_depth + 2, cap), np.int64)  # next-lexeme states per depth
@@ -556,21 +559,23 @@ def cross_walk(g0, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
         g = gtrans[p, b] if p >= 0 else -1
         own[d] = g
         c = 0
-        # next lexemes go on; an ignored one that ended before b starts the expected ones again
+        # next lexemes go on; the lexeme ending before b starts set e, an ignored next one set e_again
         respawn = p >= 0 and gacc[p] and d > 1
+        again = False
         for k in range(cnt[d - 1] + 1):
             # k < cnt[d-1]: a next lexeme goes on; k == cnt[d-1]: the spawned ones (written out, see _step)
             lo_k, hi_k = k, k + 1
             if k == cnt[d - 1]:
-                if not respawn:
+                if not (respawn or again):
                     break
-                lo_k, hi_k = spawn_start[e * 256 + b], spawn_start[e * 256 + b + 1]
+                spawned = e_again if again else e
+                lo_k, hi_k = spawn_start[spawned * 256 + b], spawn_start[spawned * 256 + b + 1]
             for kk in range(lo_k, hi_k):
                 if k < cnt[d - 1]:
                     q = nxt[d - 1, k]
                     g2 = gtrans[q, b]
                     if gacc[q] and tignore[gterm[q]]:
-                        respawn = True
+                        again = True
                 else:
                     g2 = spawn_gs[kk]
                 if g2 < 0:
@@ -860,9 +865,9 @@ def derived_exits(base_start, base_node, removed, added, node_byte, subtree_end,
 
 
 @numba.njit(cache=True, nogil=True)
-def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node_depth, subtree_end, token_start,
-                node_tokens, gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out, second_nodes,
-                second_states, visited):  # type: ignore[no-untyped-def]
+def cross_exits(exit_start, exit_node, e, e_again, spawn_start, spawn_gs, node_byte, node_depth, subtree_end,
+                token_start, node_tokens, gtrans, gacc, gterm, tignore, follow_ok, max_depth, budget, max_second, out,
+                second_nodes, second_states, visited):  # type: ignore[no-untyped-def]
     """:func:`cross_walk` from a lexeme's boundaries (:func:`lexeme_walk`), given as its *exits*
     (:func:`boundary_exits`): below each boundary node only the next lexemes (expected set ``e``) are
     walked, not the lexeme itself again, and only from the children whose byte starts a lexeme of ``e``
@@ -877,7 +882,8 @@ def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node
     (numba counts references on the array arguments at every node)."""
     ns = 0
     for b in range(256):
-        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b])
+        ns = max(ns, spawn_start[e * 256 + b + 1] - spawn_start[e * 256 + b],
+                 spawn_start[e_again * 256 + b + 1] - spawn_start[e_again * 256 + b])
     cap = 4 * ns + 8
     nxt = np.empty((max_depth + 2, cap), np.int64)
     cnt = np.zeros(max_depth + 2, np.int64)
@@ -906,18 +912,20 @@ def cross_exits(exit_start, exit_node, e, spawn_start, spawn_gs, node_byte, node
             b = node_byte[i]
             c = 0
             respawn = d == d0 + 1  # the lexeme ended at the boundary: b starts a next lexeme
+            again = False
             for k in range(cnt[d - 1] + 1):
                 lo_k, hi_k = k, k + 1
                 if k == cnt[d - 1]:
-                    if not respawn:
+                    if not (respawn or again):
                         break
-                    lo_k, hi_k = spawn_start[e * 256 + b], spawn_start[e * 256 + b + 1]
+                    spawned = e_again if again else e
+                    lo_k, hi_k = spawn_start[spawned * 256 + b], spawn_start[spawned * 256 + b + 1]
                 for kk in range(lo_k, hi_k):
                     if k < cnt[d - 1]:
                         q = nxt[d - 1, k]
                         g2 = gtrans[q, b]
                         if gacc[q] and tignore[gterm[q]]:
-                            respawn = True
+                            again = True
                     else:
                         g2 = spawn_gs[kk]
                     if g2 < 0:

@@ -736,8 +736,8 @@ INTEGER: /[0-9]+/
     compute = ga.GrammarAutomaton._compute_cross
     kept: list[tuple[str, bool, int]] = []
 
-    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
-        result = compute(self, g, spawn, follow_ok)
+    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray, **kw: Any) -> Any:
+        result = compute(self, g, spawn, follow_ok, **kw)
         kept.append((self.tables.term_names[int(self._gterm[g])], result[0] is not None, len(result[1])))
         return result
 
@@ -882,8 +882,9 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
     compute = ga.GrammarAutomaton._compute_cross
     compared = []
 
-    def both(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
-        from_exits = compute(self, g, spawn, follow_ok)
+    def both(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray, again: int | None = None,
+             judged: bool = True) -> Any:
+        from_exits = compute(self, g, spawn, follow_ok, again, judged)
         key, lex = self._lexeme(g)
         if lex.boundaries is None or len(lex.boundaries) < 4096:
             return from_exits
@@ -891,14 +892,15 @@ def test_crossings_from_exits_equal_those_from_boundaries(monkeypatch: pytest.Mo
         trie = self.trie
         out = np.zeros(self.words, np.uint32)
         nodes, states = np.empty(1 << 16, np.int64), np.empty(1 << 16, np.int64)
-        n = ga.cross_walk(g, spawn.set_id, spawn.start, spawn.gs, trie.node_byte, trie.node_depth, trie.subtree_end,
-                          trie.token_start, trie.node_tokens, self._gtrans, self._gacc, self._gterm, self._tignore,
-                          follow_ok, trie.max_depth, ga._MAX_SECOND_LEVEL_NODES, out, nodes, states,
-                          np.zeros(2, np.int64))
-        if from_exits[0] is not None and n >= 0:  # (None: a cost estimate, which may differ)
-            assert np.array_equal(from_exits[0], out)
-            records = sorted(set(zip(nodes[:n].tolist(), states[:n].tolist())))
-            assert list(zip(from_exits[1].tolist(), from_exits[2].tolist())) == records
+        e = spawn.set_id
+        n = ga.cross_walk(g, e, e if again is None else again, spawn.start, spawn.gs, trie.node_byte,
+                          trie.node_depth, trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans,
+                          self._gacc, self._gterm, self._tignore, follow_ok, trie.max_depth,
+                          ga._MAX_SECOND_LEVEL_NODES, out, nodes, states, np.zeros(2, np.int64))
+        if from_exits.mask is not None and n >= 0:  # (None: a cost estimate, which may differ)
+            assert np.array_equal(from_exits.mask, out)
+            records = sorted(set(zip(nodes[:n].tolist(), self._gterm[states[:n]].tolist())))
+            assert list(zip(from_exits.nodes.tolist(), from_exits.terms.tolist())) == records
             compared.append(len(records))
         return from_exits
 
@@ -974,6 +976,99 @@ NAME: /[a-z]+/
     walk_checking_masks(c, tok, ids)
     assert dropped == (set() if comments else {"WS%ignore"})
     assert partly == (set() if comments else {("_SP",)})
+
+
+_PARTS_GRAMMAR = r"""start: stmt+
+stmt: "let" NAME "=" expr ";" | "print" expr ";" | NAME "(" [expr ("," expr)*] ")" ";"
+?expr: NAME | NUMBER | expr "+" expr | "(" expr ")"
+NAME: /[a-z_][a-z0-9_]*/
+NUMBER: /[0-9]+/
+COMMENT: /#[^\n]*\n/
+%ignore /[ \t\n]+/
+%ignore COMMENT
+"""
+
+
+def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whitespace crossed into each new set of expected terminals that holds an identifier: the crossing into
+    the identifier is walked once, kept by content, and each set's other terminals walked on their own
+    (``GrammarAutomaton._split_cross``); after an ignored lexeme (a comment in the same token as the
+    whitespace) every expected terminal may follow, the identifier too. A second grammar that numbers its
+    terminals otherwise reuses the identifier's parts. The masks equal advancing every token of the vocabulary
+    at every position."""
+    from constrain import grammar_automaton as ga
+
+    split = ga.GrammarAutomaton._split_cross
+    part = ga.SharedMasks.part
+    done: list[tuple[str, ...]] = []
+    reused: list[bool] = []
+
+    def spy_split(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
+        result = split(self, g, spawn, follow_ok)
+        if result is not None and result.mask is not None:
+            done.append(tuple(self.tables.term_names[t] for t in spawn.order.tolist()))
+        return result
+
+    def spy_part(self: ga.SharedMasks, key: Any) -> Any:
+        hit = part(self, key)
+        reused.append(hit is not None)
+        return hit
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_split_cross", spy_split)
+    monkeypatch.setattr(ga.SharedMasks, "part", spy_part)
+    comp = compiler("smollm2")
+    fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every crossing computed here
+    tok = comp.tokenizer
+    first = fresh.lark(_PARTS_GRAMMAR)
+    for text in ["let x = foo + 12; print  bar ;", "f(1, y); #c\nprint (zz)+ n;\n"]:
+        walk_checking_masks(first, tok, tok.encode(text, add_special_tokens=False))
+    assert len({names for names in done if "NAME" in names}) >= 2  # sets with the identifier, in parts
+    assert not all(reused) and any(reused)
+    # the same identifier and whitespace among other terminals: numbered otherwise, its parts reused
+    other = fresh.lark(_PARTS_GRAMMAR.replace('stmt: "let"', 'stmt: "var" NUMBER "," NAME ";" | "let"'))
+    names_first, names_other = first.automaton.tables.term_names, other.automaton.tables.term_names
+    assert names_first.index("NAME") != names_other.index("NAME")
+    reused.clear()
+    for text in ["var 1, x; print  bar ;", "f(1, y); #c\nprint (zz)+ n;\n"]:
+        walk_checking_masks(other, tok, tok.encode(text, add_special_tokens=False))
+    assert any(reused)
+
+
+def test_crossings_in_parts_go_on_after_ignored_lexemes_with_every_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crossing computed in parts walks the ignored next lexemes with the terminals that are not parts, and
+    after one ends every expected terminal may follow, the parts' too: tokens that end a lexeme, hold a whole
+    comment and go on with an identifier (``"; #c\\nfoo"``). Real vocabularies hardly have such tokens, so
+    a made-up one, with every terminal crossed into as a part: the masks equal advancing every token at every
+    position (they did not when the rest's walk spawned only its own terminals after an ignored lexeme)."""
+    from constrain import grammar_automaton as ga
+
+    monkeypatch.setattr(ga, "_MIN_SPLIT_VISITED", 1)
+    words = ["let", "print", "x", "foo", "ab", "12", "1", ""]
+    pieces = [" ", "  ", "\t", "\n", "#c\n", "#\n", ";", "=", "+", "(", ")", ",", ""]
+    spelled = {chr(b) for b in range(32, 127)} | {"\t", "\n"}
+    spelled |= {a + b + w for a in pieces for b in pieces for w in words}
+    tokens = [t.encode() for t in sorted(spelled - {""})] + [b""]
+    comp = constrain.Compiler(vocab=Vocabulary.from_token_bytes(tokens, eos_token_ids=[len(tokens) - 1]))
+    split = ga.GrammarAutomaton._split_cross
+    done: list[int] = []
+
+    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
+        result = split(self, g, spawn, follow_ok)
+        done.append(result is not None and result.mask is not None)
+        return result
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_split_cross", spy)
+    c = comp.lark(_PARTS_GRAMMAR)
+    longest = max(len(t) for t in tokens)
+    texts = ["let x = foo + 12; #c\nprint  ab ;", "foo(1, x);#\n#c\n\tprint (x)+ 12;\n", "let ab=x;  #c\n  x( 1 ,foo);"]
+    for text in texts:
+        data, ids = text.encode(), []
+        while data:  # longest tokens first: many cross a comment
+            size = next(n for n in range(longest, 0, -1) if comp.vocab.ids_of_bytes(data[:n]))
+            ids.append(comp.vocab.ids_of_bytes(data[:size])[0])
+            data = data[size:]
+        walk_checking_masks(c, comp.vocab, ids)
+    assert sum(done) >= 5
 
 
 def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:

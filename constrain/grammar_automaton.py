@@ -1213,6 +1213,7 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
         else:
             cross_walk(eps, 0, 0, *common, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
     covers_after_ignored(a._gtrans, a._gacc, a._ignore_starts, eps, eps, eps, 1)
+    a._follow_ok()  # this grammar's follow bytes, with the kernel crossings into identifiers need (6-7 ms to load)
     _mask_kernels_loaded = True
 
 

@@ -90,6 +90,7 @@ VALID: dict[str, list[str]] = {
         "size_t n = sizeof(n) + sizeof(int *);",
         "int returnx = sizeof(returnx);",
         "int x = - -y + ---z - -(int)w;",
+        "int/**/x; int f(void){return/* r */x;} static//c\nint y;",
     ],
     "smiles": [
         "CCO",

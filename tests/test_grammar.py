@@ -1025,11 +1025,11 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     assert len({names for names in done if "NAME" in names}) >= 2  # sets with the identifier, in parts
     assert not all(reused) and any(reused)
     # the same identifier and whitespace among other terminals: numbered otherwise, its parts reused
-    other = fresh.lark(_PARTS_GRAMMAR.replace('stmt: "let"', 'stmt: "var" NUMBER "," NAME ";" | "let"'))
+    other = fresh.lark(_PARTS_GRAMMAR.replace('stmt: "let"', 'stmt: "var" ("*" | NAME) "=" NUMBER ";" | "let"'))
     names_first, names_other = first.automaton.tables.term_names, other.automaton.tables.term_names
     assert names_first.index("NAME") != names_other.index("NAME")
     reused.clear()
-    for text in ["var 1, x; print  bar ;", "f(1, y); #c\nprint (zz)+ n;\n"]:
+    for text in ["var  x = 1; print  bar ;", "var * = 2; f(1, y); #c\nprint (zz)+ n;\n"]:
         walk_checking_masks(other, tok, tok.encode(text, add_special_tokens=False))
     assert any(reused)
 

@@ -10,7 +10,8 @@ union, over its threads, of
   language and shared by every grammar compiled for the vocabulary: JSON strings, numbers and
   whitespace are computed once for all schemas, and "at most 300 more characters" once with "any");
 * ``cross[g, E]``: tokens that end the lexeme inside them and go on inside one next lexeme, where
-  ``E`` is the set of terminals the parser expects after it (cached per pair);
+  ``E`` is the set of terminals the parser expects after it (cached per pair; the part of an
+  identifier-like terminal of ``E`` is kept on its own and shared by every set that holds it);
 * the rare tokens that cross two or more lexeme boundaries, walked through the trie with the parser
   (skipping the subtrees whose tokens a thread's lexeme already keeps inside).
 

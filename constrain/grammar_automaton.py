@@ -134,10 +134,6 @@ class SharedCross(NamedTuple):
     node_depth: I64
     first: I64
     end: I64
-    walked: int
-    below: int
-    """Trie nodes the crossing's walk visited (about what an exact walk of the thread costs), and those the
-    walks below its second boundaries will (see :func:`grammar_walk.cross_walk`)."""
 
 
 class _Crossing(NamedTuple):
@@ -1019,12 +1015,9 @@ class GrammarAutomaton(TokenAutomaton):
         if not without:
             return _SpawnSet(self._eid_start, self._eid_gs, e, self._eid_order[e], self._eid_terms[e],
                              self._eid_content[e])
-        terms = [t for t in self._eid_order[e].tolist() if t not in without]  # canonical order kept
-        starts = np.array(sorted({self._term_start_list[t] for t in terms} | self._ignore_start_set), np.int64)
-        start = np.zeros(257, np.int64)
-        gs = np.empty(256 * len(starts), np.int64)
-        n = spawn_lists(self._gtrans, starts, 0, start[1:], gs)
-        return _SpawnSet(start, gs[:n], 0, np.array(terms, np.int64), {t: i for i, t in enumerate(terms)},
+        terms = [t for t in self._eid_order[e].tolist() if t not in without]  # canonical order kept (ignored too)
+        start, gs = self._spawn_arrays([terms])
+        return _SpawnSet(start, gs, 0, np.array(terms, np.int64), {t: i for i, t in enumerate(terms)},
                          tuple(self._term_content[t] for t in terms))
 
     def _follow_ok(self) -> npt.NDArray[np.bool_]:
@@ -1037,7 +1030,7 @@ class GrammarAutomaton(TokenAutomaton):
 
     def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
         if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
-            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, 0, 0)
+            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
         crossing = self._split_cross(g, spawn, follow_ok)
         if crossing is None:
             crossing = self._compute_cross(g, spawn, follow_ok)
@@ -1051,8 +1044,7 @@ class GrammarAutomaton(TokenAutomaton):
         trie = self.trie
         nodes = crossing.nodes
         return SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
-                           trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64),
-                           crossing.walked, crossing.below)
+                           trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64))
 
     def _split_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> _Crossing | None:
         """The crossing of lexer state ``g`` into ``spawn``'s terminals computed in parts, or None where it is

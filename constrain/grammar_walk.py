@@ -152,13 +152,7 @@ def _walk_range(init_c, init_g, depth0, first, end, node_byte, node_depth, subtr
     n_dead = dead.shape[0]
     dp = 0
     if skip:  # the first dead root at or after ``first`` (binary search), then a pointer that only moves on
-        hi_d = n_dead
-        while dp < hi_d:
-            mid = (dp + hi_d) // 2
-            if dead[mid] < first:
-                dp = mid + 1
-            else:
-                hi_d = mid
+        dp = np.searchsorted(dead, first)
     node = first
     while node < end:
         if skip:
@@ -737,13 +731,7 @@ def merged_boundaries(base, removed, added):  # type: ignore[no-untyped-def]
         if nxt_r < 0 and nxt_a < 0:
             break
         v = nxt_r if nxt_a < 0 or (0 <= nxt_r < nxt_a) else nxt_a
-        lo, hi = i, nb  # the first index at or after i whose boundary is not below v
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if base[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = i + int(np.searchsorted(base[i:], v))  # the first index at or after i whose boundary is not below v
         out[n : n + lo - i] = base[i:lo]
         n += lo - i
         i = lo

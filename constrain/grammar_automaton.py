@@ -205,6 +205,10 @@ class SharedMasks:
         self._classes: OrderedDict[tuple[str, str], tuple[I32, int, list[int]]] = OrderedDict()
         self._class_bytes = 0
         self._last_of_dfa: dict[str, tuple[int, LexKey]] = {}  # DFA -> its last lexeme walked
+        # lexemes (by key) whose crossings did not pay in one form: see GrammarAutomaton._cross_mask and
+        # _compute_cross (a guess, never a result: either form gives the same tokens)
+        self.all_follow_failed: set[LexKey] = set()
+        self.exits_gave_up: set[LexKey] = set()
         self._bytes = [0, 0, 0]  # held by lexemes, by cross masks, by their parts
         self._max_bytes = [max_bytes // 2, max_bytes // 2, max_bytes // 16]  # parts: a few per lexer state
         self._lock = threading.Lock()
@@ -233,7 +237,9 @@ class SharedMasks:
         result = _result_hash(lex)
         with self._lock:
             if len(self._alias) > _MAX_STATE_KEYS or len(self._bases) > _MAX_BASES:
-                # aliases and bases only save work: forget them all (bases hold their DFAs' tables)
+                # aliases, bases and guesses only save work: forget them all (bases hold their DFAs' tables)
+                self.all_follow_failed.clear()
+                self.exits_gave_up.clear()
                 self._alias.clear()
                 self._by_result.clear()
                 self._bases.clear()
@@ -486,6 +492,7 @@ class GrammarAutomaton(TokenAutomaton):
         self._follow: npt.NDArray[np.bool_] | None = None
         self._follow_key: list[bytes] = []
         self._lexeme_of: dict[int, tuple[LexKey, Lexeme]] = {}  # global lexer state -> see _lexeme
+        self._is_big: dict[int, bool] = {}  # terminal -> see _big_terms
         self._steps: dict[int, int] = {}  # state * n_tokens + token (ints: nothing for the GC to track)
         self._observed = ObservedMasks(max_bytes=(64 << 20) if reuse_masks else 0, observe_after=observe_after)
         self._cap = _CAP0  # threads per byte the walks start with: what this grammar's walks needed so far
@@ -990,14 +997,20 @@ class GrammarAutomaton(TokenAutomaton):
         if hit is not None:
             return hit
         spawn = self._spawn_set(e, without)
-        shared_key: Any = (self._lexeme(g)[0], spawn.content)
+        lex_key = self._lexeme(g)[0]
+        shared_key: Any = (lex_key, spawn.content)
         shared = self.shared.cross(shared_key)
-        if shared is None:
+        if shared is None and lex_key not in self.shared.all_follow_failed and not self._big_terms(spawn.order):
             shared = self._shared_cross(g, spawn, self._all_follow)
             self.shared.put_cross(shared_key, shared)
-        if shared.mask is None:
+            if shared.mask is None:
+                self.shared.all_follow_failed.add(lex_key)
+        if shared is None or shared.mask is None:
             # second boundaries everywhere (an identifier may end at any letter): keep only those below which
-            # a byte may start a lexeme after the terminal (in this grammar: the key says what may follow)
+            # a byte may start a lexeme after the terminal (in this grammar: the key says what may follow).
+            # Taken directly where a next terminal is crossed into in parts (which only pays with the check) or
+            # where the crossing without it did not pay from this lexeme before: walking one only to drop it
+            # cost as much as this one (a guess: both forms allow the same tokens)
             follow = self._follow_ok()
             shared_key = (shared_key, tuple(self._follow_key[t] for t in spawn.order.tolist()))
             filtered = self.shared.cross(shared_key)
@@ -1058,15 +1071,13 @@ class GrammarAutomaton(TokenAutomaton):
         expected terminals took a whole walk of the identifiers below it (2 ms with Llama 3: the slowest
         masks of C grammars); now the identifiers' part is walked once and each new set costs its rest."""
         order = spawn.order.tolist()
-        if len(order) < 2:
-            return None
-        big = [t for t in order if not self._tignore_list[t] and self._start_visited(t) >= _MIN_SPLIT_VISITED]
+        big = self._big_terms(spawn.order)
         if not big:
             return None
         if follow_ok is self._all_follow:
             # a big lexeme (an identifier) ends at nearly every one of its nodes: its second boundaries are only
-            # worth keeping where a byte may start what follows it, and the whole walk that finds it out is
-            # what the parts save; no mask here sends the caller to the crossing with that check
+            # worth keeping where a byte may start what follows it (:meth:`_cross_mask` asks for this crossing
+            # with that check only; no mask here sends a caller to it)
             return _Crossing(None, _NO_NODES, _NO_NODES, 0, 0)
         key = self._lexeme(g)[0]
         parts: list[_Crossing] = []
@@ -1106,12 +1117,28 @@ class GrammarAutomaton(TokenAutomaton):
             nodes, terms = pairs // width, pairs % width
         return _Crossing(mask, nodes, terms, walked, below)
 
-    def _start_visited(self, t: int) -> int:
-        """Trie nodes the lexeme of terminal ``t``'s start state visits, if this grammar has walked it (0 if
-        not: walking it only to decide costs more than a crossing does; most grammars walk their start
-        states when compiled, see :meth:`precompute_lexemes`)."""
-        hit = self._lexeme_of.get(self._term_start_list[t])
-        return 0 if hit is None else hit[1].visited
+    def _big_terms(self, order: I64) -> list[int]:
+        """The terminals of a spawn set (``order``) crossed into in parts (see :meth:`_split_cross`): with
+        another one beside them, parsed, and a start lexeme that visits at least ``_MIN_SPLIT_VISITED`` trie
+        nodes, if this grammar has walked it (walking it only to decide costs more than a crossing does;
+        most grammars walk their start states when compiled, see :meth:`precompute_lexemes`)."""
+        if len(order) < 2:
+            return []
+        big = self._is_big
+        out = []
+        for t in order.tolist():
+            known = big.get(t)
+            if known is None:
+                if self._tignore_list[t]:
+                    known = big[t] = False
+                else:
+                    hit = self._lexeme_of.get(self._term_start_list[t])
+                    if hit is None:
+                        continue  # not walked yet: not big for now
+                    known = big[t] = hit[1].visited >= _MIN_SPLIT_VISITED
+            if known:
+                out.append(t)
+        return out
 
     def _spawn_arrays(self, sets: list[list[int]]) -> tuple[I64, I64]:
         """Spawn lists (see :mod:`grammar_walk`) for sets of terminals, set ``k`` at ``start[k * 256:]``."""
@@ -1139,13 +1166,17 @@ class GrammarAutomaton(TokenAutomaton):
         e = spawn.set_id
         e_again = e if again is None else again
         n = -2
-        if lex.boundaries is not None:  # walk below the lexeme's boundaries only
+        # walk below the lexeme's boundaries only, unless that gave up for this lexeme before (whitespace: its
+        # boundaries are most of its nodes, and walking below them one by one cost more than the whole walk)
+        if lex.boundaries is not None and key not in self.shared.exits_gave_up:
             exit_start, exit_node = self.shared.exits(key, lex)
             n = cross_exits(exit_start, exit_node, e, e_again, spawn.start, spawn.gs, trie.node_byte, trie.node_depth,
                             trie.subtree_end, trie.token_start, trie.node_tokens, self._gtrans, self._gacc,
                             self._gterm, self._tignore, follow_ok, trie.max_depth, 2 * lex.visited + 1000,
                             _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
             visited[0] += lex.visited
+            if n == -2:
+                self.shared.exits_gave_up.add(key)
         if n == -2:
             out[:] = 0
             visited[:] = 0

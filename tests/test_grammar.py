@@ -1034,6 +1034,59 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     assert any(reused)
 
 
+_OPERATORS_GRAMMAR = r"""start: stmt+
+stmt: NAME "=" expr ";" | "if" "(" expr ")" stmt | "{" stmt* "}"
+?expr: NAME | NUMBER | expr OP expr | "(" expr ")" | "-" expr
+OP: "+" | "-" | "*" | "/" | "<" | ">" | "<=" | ">=" | "==" | "!=" | "&&" | "||"
+NAME: /[a-z_][a-z0-9_]*/
+NUMBER: /[0-9]+/
+%ignore /[ \t\n]+/
+"""
+
+
+def test_crossings_skip_the_forms_that_did_not_pay_for_their_lexeme(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whitespace before operators: most tokens after a run of spaces cross into an operator and end it
+    inside (``" +="``...), so the crossing without the follow check does not pay, and walking below the
+    whitespace lexeme's boundaries one by one gives up for a whole walk. Both are remembered per lexeme
+    (``SharedMasks.all_follow_failed``, ``exits_gave_up``) and later crossings from it take the other form
+    at once. A guess, never a result: the masks equal advancing every token at every position, and the
+    second grammar, which meets the guesses made for the first, computes its crossings both ways."""
+    from constrain import grammar_automaton as ga
+
+    shared_cross = ga.GrammarAutomaton._shared_cross
+    forms: list[tuple[Any, bool]] = []  # per crossing computed: its lexeme's key, and with the follow check?
+
+    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
+        forms.append((self._lexeme(g)[0], follow_ok is not self._all_follow))
+        return shared_cross(self, g, spawn, follow_ok)
+
+    monkeypatch.setattr(ga.GrammarAutomaton, "_shared_cross", spy)
+    comp = compiler("llama3")  # (SmolLM2 has too few tokens of spaces and operators for a crossing not to pay)
+    fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches and guesses
+    tok = comp.tokenizer
+
+    def walk(c: constrain.CompiledConstraint, text: str) -> None:
+        """Masks checked against advancing where whitespace was last read (each check advances 128,256
+        tokens: a few per text)."""
+        ids = tok.encode(text, add_special_tokens=False)
+        after_space = [k for k in range(1, len(ids)) if tok.decode(ids[:k])[-1] in " \n"]
+        walk_checking_masks(c, tok, ids, at=tuple(after_space[1::2][:3]))
+
+    first = fresh.lark(_OPERATORS_GRAMMAR)
+    for text in ["x = a  +  b  *  c ;  if ( x  <=  y )  { z = -x ; }", "a = (b  ==  c)  &&  d  ||  e ;\n  y = 1 ;"]:
+        walk(first, text)
+    shared = fresh.shared_masks
+    assert shared.all_follow_failed and shared.exits_gave_up
+    # the same lexemes before other expected sets: the guesses made for the first grammar hold from the start
+    failed = set(shared.all_follow_failed)
+    forms.clear()
+    other = fresh.lark(_OPERATORS_GRAMMAR.replace('| "-" expr', '| "-" expr | "!" expr | expr "?" expr ":" expr'))
+    for text in ["q = !a  ?  b  :  c ;", "x = a  +  b  *  c ;"]:
+        walk(other, text)
+    assert any(key in failed for key, _ in forms) and any(key not in failed for key, _ in forms)
+    assert all(checked for key, checked in forms if key in failed)
+
+
 def test_crossings_in_parts_go_on_after_ignored_lexemes_with_every_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """A crossing computed in parts walks the ignored next lexemes with the terminals that are not parts, and
     after one ends every expected terminal may follow, the parts' too: tokens that end a lexeme, hold a whole

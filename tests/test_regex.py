@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import re
 import signal
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +17,8 @@ from hypothesis import strategies as st
 from regex_corpus import all_regexes
 
 from constrain.errors import ConstraintError, RegexError
-from constrain.fsm import compile_regex, utf8_sequences
+from constrain.fsm import _Subsets, compile_regex, utf8_sequences
+from constrain.regex import Node
 
 
 @pytest.mark.parametrize(
@@ -394,3 +398,160 @@ def test_literal_chain_equals_the_compiled_literal(text: str) -> None:
     assert np.array_equal(chain.trans, compiled.trans)
     assert np.array_equal(chain.accepting, compiled.accepting)
     assert chain.accepts(data) and not chain.accepts(data[:-1]) and not chain.accepts(data + b"x")
+
+
+# ---------------------------------------------------------------- simulation-pruned subset construction
+TIMEZONES = ["Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
+             "Pacific"]
+"""A real schema's ``pattern`` (MaskBench Github_easy---o47657): a search whose plain subset construction
+passes 50,000 sets from seven alternatives on, for a minimal DFA of about 60 states."""
+
+
+def _timezones(k: int) -> str:
+    return "UTC|" + "|".join(f"({a}/[A-Za-z]+)" for a in TIMEZONES[:k])
+
+
+JSON_PATTERNS = [
+    *(_timezones(k) for k in range(1, 7)),
+    r"([\w\-]+)", r"(\w+)", r"[:|;].*", r"^[a-z]+$", r"ab", r"a.b", r"(ab|cd)+x", r"^(foo|bar)", r"(baz|qux)$",
+    r"[0-9]{3}-[0-9]{4}", r"^\d+$", r"^[A-Z]{2}\d", r"(x+y|xy+)z", r"(a|ab)(c|bcd)", r"\\\\", r"\"q\"",
+    r"^https?://", r"\.(png|jpe?g|gif)$", r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)day", r"é+|日本", r"[^a]b[^c]",
+    r"(red|green|blue)-(\d+|x)", r"^v\d+\.\d+(\.\d+)?$", r"(a/[a-z]+)|(b/[0-9]+)|(c/[A-Z]+)", r"[\w.+-]+@[\w-]+\.\w+",
+    r"(\w+)/(\w+)", r"^$", r"a{2,3}b{0,2}", r"(ab|cd){2}", r"\u00e9|\n|\t",
+]
+"""JSON-Schema ``pattern`` shapes (searches over JSON string bodies, quoted), the pruning's target."""
+
+
+@contextlib.contextmanager
+def _construction(pruned: bool) -> Iterator[list[_Subsets]]:
+    """Compile with the subset construction pruned from the first set on (``pruned``) or never; yields
+    the subset constructions made meanwhile."""
+    import constrain.fsm as fsm
+
+    made: list[_Subsets] = []
+
+    class Recorded(_Subsets):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    saved = fsm.PRUNE_AFTER, fsm.PRUNE_AFTER_PER_KERNEL_STATE, fsm._Subsets
+    fsm.PRUNE_AFTER, fsm.PRUNE_AFTER_PER_KERNEL_STATE = (0, 0) if pruned else (fsm.MAX_DFA_STATES, 1)
+    fsm._Subsets = Recorded  # type: ignore[assignment, misc]
+    try:
+        yield made
+    finally:
+        fsm.PRUNE_AFTER, fsm.PRUNE_AFTER_PER_KERNEL_STATE, fsm._Subsets = saved  # type: ignore[misc]
+
+
+def _keys(nodes: list[Node], pruned: bool) -> tuple[list[str], list[int]]:
+    """Each node's DFA key (or 'limit') and the number of sets its construction made; a pruned compile
+    must start over after the first set (the first construction stops, the second finishes)."""
+    import constrain.fsm as fsm
+    from constrain.errors import LimitError
+
+    keys: list[str] = []
+    sets: list[int] = []
+    with _construction(pruned) as made:
+        for node in nodes:
+            made.clear()
+            try:
+                keys.append(fsm.compile_node(node).key)
+            except LimitError:
+                keys.append("limit")
+            assert len(made) == (2 if pruned else 1) and made[-1].done, node
+            sets.append(len(made[-1].order))
+    return keys, sets
+
+
+def _general_nodes() -> list[Node]:
+    """The corpus regexes and the JSON-Schema pattern shapes, as trees that take the general construction
+    (not the literal or literal-alternation shortcuts)."""
+    import constrain.fsm as fsm
+    from constrain.json_formats import encode, pattern_node, quoted
+    from constrain.regex import parse
+
+    nodes: list[Node] = [parse(p) for p in SUPPORTED]
+    for p in JSON_PATTERNS:
+        body = encode(pattern_node(p))
+        assert body is not None, p
+        nodes.append(quoted(body))
+    return [x for x in nodes if fsm._literal_text(x) is None and fsm._literal_alternatives(x) is None]
+
+
+def test_pruned_subsets_give_the_same_minimal_dfa() -> None:
+    """Sets pruned by the simulation preorder keep each DFA state's language, so the minimal DFA is the
+    plain construction's, state for state (keys are canonical), over the regex corpus and JSON-Schema
+    pattern searches; and the pruning does work: many constructions make fewer sets."""
+    nodes = _general_nodes()
+    plain, plain_sets = _keys(nodes, pruned=False)
+    pruned, pruned_sets = _keys(nodes, pruned=True)
+    assert plain.count("limit") == 0
+    assert pruned == plain
+    fewer = sum(a < b for a, b in zip(pruned_sets, plain_sets, strict=True))
+    assert fewer >= 40, fewer
+
+
+def _small_trees() -> st.SearchStrategy[Node]:
+    from constrain.regex import Alt, CharSet, Repeat, Seq
+
+    ranges = [((97, 97),), ((98, 98),), ((97, 99),), ((99, 100),), ((233, 233),), ((97, 98), (26085, 26085)),
+              ((0, 0x10FFFF),)]
+    chars = st.sampled_from(ranges).map(CharSet)
+
+    def grow(inner: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+        return st.one_of(
+            st.lists(inner, min_size=1, max_size=3).map(lambda xs: Seq(tuple(xs))),
+            st.lists(inner, min_size=2, max_size=3).map(lambda xs: Alt(tuple(xs))),
+            st.tuples(inner, st.integers(0, 2), st.sampled_from([None, 0, 1, 2])).map(
+                lambda t: Repeat(t[0], t[1], None if t[2] is None else t[1] + t[2])),
+        )
+
+    return st.recursive(chars, grow, max_leaves=8)
+
+
+@given(tree=_small_trees(), search=st.booleans())
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_pruned_subsets_equal_plain_on_random_trees(tree: Node, search: bool) -> None:
+    """Random small regex trees (alone, or as searches ``.*tree.*`` like JSON-Schema patterns): pruned and
+    plain constructions give the same minimal DFA."""
+    from constrain.regex import CharSet, Repeat, Seq
+
+    anything = Repeat(CharSet(((0, 0x10FFFF),)), 0, None)
+    tree = Seq((anything, tree, anything)) if search else Repeat(tree, 1, 1)
+    assert _keys([tree], pruned=True)[0] == _keys([tree], pruned=False)[0]
+
+
+def test_pattern_searches_past_the_plain_limit_compile() -> None:
+    """The timezone pattern compiles for every k: to the plain construction's DFA where that finishes
+    (k <= 6), and for all k to the union of its alternatives' searches (each compiled on its own, joined by
+    the product construction: another route to the same canonical DFA). Likewise a patternProperties key
+    of Github_hard---o83132, whose plain construction passed 50,000 sets."""
+    import constrain.fsm as fsm
+    from constrain.json_formats import alt, encode, pattern_node, quoted
+
+    def search(patterns: list[str]) -> Node:
+        body = alt([x for x in (encode(pattern_node(p)) for p in patterns) if x is not None])
+        assert body is not None
+        return quoted(body)
+
+    counts = []
+    for k in range(1, 11):
+        dfa = fsm.compile_node(search([_timezones(k)]))
+        union = fsm.compile_node(search(["UTC"]))
+        for a in TIMEZONES[:k]:
+            union = union.union(fsm.compile_node(search([f"({a}/[A-Za-z]+)"])))
+        assert dfa.key == union.key, k
+        if k <= 6:
+            assert dfa.key == _keys([search([_timezones(k)])], pruned=False)[0][0], k
+        assert dfa.accepts(b'"in Africa/Cairo now"') and dfa.accepts(b'"UTC"')
+        assert not dfa.accepts(b'"Africa/"') and not dfa.accepts(b'"Africa/1"')
+        counts.append(dfa.n_states)
+    assert counts == sorted(counts) and counts[-1] < 100, counts
+    levels = ["trace", "debug5", "debug4", "debug3", "debug2", "debug", "info", "stats", "notice", "warning", "error",
+              "critical", "fatal"]
+    dfa = fsm.compile_node(search([f"({'|'.join(levels)})"]))
+    union = fsm.compile_node(search(levels[:1]))
+    for p in levels[1:]:
+        union = union.union(fsm.compile_node(search([p])))
+    assert dfa.key == union.key and dfa.accepts(b'"x-debug3"') and not dfa.accepts(b'"debu"')

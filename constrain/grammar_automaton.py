@@ -997,8 +997,9 @@ class GrammarAutomaton(TokenAutomaton):
         lex_key = self._lexeme(g)[0]
         shared_key: Any = (lex_key, spawn.content)
         shared = self.shared.cross(shared_key)
-        if shared is None and lex_key not in self.shared.all_follow_failed and not self._big_terms(spawn.order):
-            shared = self._shared_cross(g, spawn, self._all_follow)
+        big = self._big_terms(spawn.order)
+        if shared is None and lex_key not in self.shared.all_follow_failed and not big:
+            shared = self._shared_cross(g, spawn, self._all_follow, big)
             self.shared.put_cross(shared_key, shared)
             if shared.mask is None:
                 self.shared.all_follow_failed.add(lex_key)
@@ -1012,7 +1013,7 @@ class GrammarAutomaton(TokenAutomaton):
             shared_key = (shared_key, tuple(self._follow_key[t] for t in spawn.order.tolist()))
             filtered = self.shared.cross(shared_key)
             if filtered is None:
-                filtered = self._shared_cross(g, spawn, follow)
+                filtered = self._shared_cross(g, spawn, follow, big)
                 self.shared.put_cross(shared_key, filtered)
             shared = filtered
         result = _CrossEntry(shared, spawn.order[shared.term_pos].tolist())
@@ -1038,11 +1039,14 @@ class GrammarAutomaton(TokenAutomaton):
             self._follow = follow
         return self._follow
 
-    def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> SharedCross:
+    def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_],
+                      big: list[int]) -> SharedCross:
+        """The crossing of ``g`` into ``spawn``, in parts where ``big`` (:meth:`_big_terms`) has terminals."""
         if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
             return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
-        crossing = self._split_cross(g, spawn, follow_ok)
-        if crossing is None:
+        if big:
+            crossing = self._split_cross(g, spawn, follow_ok, big)
+        else:
             crossing = self._compute_cross(g, spawn, follow_ok)
         mask = crossing.mask
         if mask is not None:
@@ -1056,9 +1060,10 @@ class GrammarAutomaton(TokenAutomaton):
         return SharedCross(mask, np.array(distinct, np.int64), np.array([index[p] for p in pos], np.int64),
                            trie.node_depth[nodes].astype(np.int64), nodes + 1, trie.subtree_end[nodes].astype(np.int64))
 
-    def _split_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_]) -> _Crossing | None:
-        """The crossing of lexer state ``g`` into ``spawn``'s terminals computed in parts, or None where it is
-        not worth it.
+    def _split_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_], big: list[int]) -> _Crossing:
+        """The crossing of lexer state ``g`` into ``spawn``'s terminals computed in parts, ``big`` alone (only
+        with the follow check: a big lexeme, an identifier, ends at nearly every one of its nodes, and its
+        second boundaries are only worth keeping where a byte may start what follows it).
 
         A token crosses into one first next lexeme, so the crossing is the union of the crossings into each
         of its terminals, except after an ignored lexeme, where every expected terminal may follow. The
@@ -1068,14 +1073,6 @@ class GrammarAutomaton(TokenAutomaton):
         expected terminals took a whole walk of the identifiers below it (2 ms with Llama 3: the slowest
         masks of C grammars); now the identifiers' part is walked once and each new set costs its rest."""
         order = spawn.order.tolist()
-        big = self._big_terms(spawn.order)
-        if not big:
-            return None
-        if follow_ok is self._all_follow:
-            # a big lexeme (an identifier) ends at nearly every one of its nodes: its second boundaries are only
-            # worth keeping where a byte may start what follows it (:meth:`_cross_mask` asks for this crossing
-            # with that check only; no mask here sends a caller to it)
-            return _Crossing(None, _NO_NODES, _NO_NODES, 0, 0)
         key = self._lexeme(g)[0]
         parts: list[_Crossing] = []
         for t in big:

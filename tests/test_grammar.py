@@ -1003,8 +1003,8 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     done: list[tuple[str, ...]] = []
     reused: list[bool] = []
 
-    def spy_split(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
-        result = split(self, g, spawn, follow_ok)
+    def spy_split(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray, big: list[int]) -> Any:
+        result = split(self, g, spawn, follow_ok, big)
         if result is not None and result.mask is not None:
             done.append(tuple(self.tables.term_names[t] for t in spawn.order.tolist()))
         return result
@@ -1056,9 +1056,9 @@ def test_crossings_skip_the_forms_that_did_not_pay_for_their_lexeme(monkeypatch:
     shared_cross = ga.GrammarAutomaton._shared_cross
     forms: list[tuple[Any, bool]] = []  # per crossing computed: its lexeme's key, and with the follow check?
 
-    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
+    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray, big: list[int]) -> Any:
         forms.append((self._lexeme(g)[0], follow_ok is not self._all_follow))
-        return shared_cross(self, g, spawn, follow_ok)
+        return shared_cross(self, g, spawn, follow_ok, big)
 
     monkeypatch.setattr(ga.GrammarAutomaton, "_shared_cross", spy)
     comp = compiler("llama3")  # (SmolLM2 has too few tokens of spaces and operators for a crossing not to pay)
@@ -1105,8 +1105,8 @@ def test_crossings_in_parts_go_on_after_ignored_lexemes_with_every_terminal(monk
     split = ga.GrammarAutomaton._split_cross
     done: list[int] = []
 
-    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray) -> Any:
-        result = split(self, g, spawn, follow_ok)
+    def spy(self: ga.GrammarAutomaton, g: int, spawn: Any, follow_ok: np.ndarray, big: list[int]) -> Any:
+        result = split(self, g, spawn, follow_ok, big)
         done.append(result is not None and result.mask is not None)
         return result
 

@@ -548,8 +548,11 @@ class EarleyParser:
     """Interned Earley columns for one grammar; thread-safe for concurrent readers and one writer.
 
     Readers (the numba walks) take the arrays as they are when they start; growing an array replaces
-    it, and also replaces the memo table, so a reader never finds a memo entry whose column its arrays
-    lack."""
+    it. Readers that do not hold the lock read only the memo table, ``col_eid`` and the expected sets
+    (``eset_*``), so growing one of those also replaces the memo table, and a reader never finds a memo
+    entry whose column or expected set its arrays lack. The other arrays grow without it (a long SQL text
+    grows kernel items, column hashes or origin views every few thousand new columns, and each growth
+    rehashed the whole memo, up to 524,288 slots)."""
 
     def __init__(self, tables: GrammarTables) -> None:
         self.t = tables
@@ -618,7 +621,8 @@ class EarleyParser:
                 self.eset_hash, self._ctab, self._etab)
 
     def _grow(self) -> None:
-        """Enlarge what ``_need`` asks for; every growth also rebuilds the memo table (see the class doc)."""
+        """Enlarge what ``_need`` asks for; a growth of what readers read also rebuilds the memo table (see
+        the class doc)."""
         need = self._need.tolist()
         self._need[:] = 0
         if need[_NEED_COLS]:
@@ -652,6 +656,8 @@ class EarleyParser:
             rt = _rep_table(min(_pow2(need[_NEED_REPS]), MAX_CANON_ROWS))
             _rehash_reps(self._rt, rt)
             self._rt = rt
+        if not (need[_NEED_MEMO] or need[_NEED_COLS] or need[_NEED_EIDS] or need[_NEED_ETERMS]):
+            return
         size = self.pkeys.shape[0] * (2 if need[_NEED_MEMO] else 1)
         keys = np.full(size, EMPTY_KEY, np.int64)
         vals = np.full(size, -1, np.int64)

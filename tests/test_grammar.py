@@ -218,6 +218,41 @@ def test_reused_masks_equal_fresh_ones() -> None:
     assert checked > 100
 
 
+def test_masks_filled_from_threads_equal_masks_filled_in_turn() -> None:
+    """One compiled grammar, masks filled from four threads at once (the numba walks release the GIL; the
+    threads that do not hold the parser's lock report missing steps, and the parser's tables grow while the
+    others read them): every mask is the one a single thread computes on its own automaton. Nested SQL
+    makes new parser columns at nearly every token; the threaded automaton starts with empty shared
+    caches, so lexemes and crossings are computed concurrently too."""
+    from concurrent.futures import ThreadPoolExecutor
+    from importlib.resources import files
+
+    from constrain.grammar_automaton import GrammarAutomaton, SharedMasks
+    from constrain.grammar_tables import build_tables
+
+    comp = compiler("smollm2")
+    ir = lark_to_grammar((files("constrain.grammars") / "sql.lark").read_text())
+    tables = build_tables(ir, comp.vocab.byte_alphabet)
+    walks = [comp.tokenizer.encode(s, add_special_tokens=False)[:120]
+             for s in sample_strings(ir, 8, seed=21, byte_alphabet=comp.vocab.byte_alphabet)]
+    alone = GrammarAutomaton(tables, comp.vocab, comp.trie, comp.shared_masks, reuse_masks=False)
+    shared = GrammarAutomaton(tables, comp.vocab, comp.trie, SharedMasks(comp.trie, bitmask_words(comp.vocab.size)))
+
+    def masks(automaton: GrammarAutomaton, tokens: list[int]) -> list[bytes]:
+        state, out = automaton.initial_state, []
+        for t in tokens:
+            out.append(automaton.mask(state).tobytes())
+            state = automaton.step(state, t)
+            assert state >= 0
+        return out
+
+    expected = [masks(alone, w) for w in walks]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda w: masks(shared, w), walks))
+    assert got == expected
+    assert sum(map(len, walks)) > 400
+
+
 def test_observation_pauses_where_it_does_not_pay() -> None:
     """Observing pauses after a window of lookups that rarely found a mask, for longer after each such
     window in a row, and keeps going while lookups find masks."""

@@ -562,11 +562,14 @@ def _acceptance_classes(accepting, out):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
+def joint_classes(ta, aa, tb, ab, max_length=-1):  # type: ignore[no-untyped-def]
     """Language classes of the states of two trimmed DFAs together: ``classes[s]`` for state ``s`` of ``a``,
     ``classes[len(a) + s]`` for state ``s`` of ``b``; equal classes, equal languages. Moore's rounds
     (:func:`_refine`) over the two tables stacked, until a round splits nothing; an empty array if a
-    round's exact check fails."""
+    round's exact check fails. With ``max_length >= 0``, at most that many rounds: equal classes then mean
+    agreeing on every string of at most ``max_length`` bytes, all that a walk of a trie that deep reads
+    (a string of at most 500 characters needs 500 rounds to tell its states apart, 16 ms beside a
+    19-state DFA, for a lexeme walk that reads 128 bytes)."""
     na = ta.shape[0]
     n = na + tb.shape[0]
     trans = np.empty((n, 256), np.int32)
@@ -579,7 +582,8 @@ def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
     row_at, run_b, run_t = _all_runs(trans)
     cls = np.empty(n, np.int32)
     n_cls = _acceptance_classes(accepting, cls)
-    while True:
+    rounds = 0
+    while rounds != max_length:
         new = np.empty(n, np.int32)
         k = _refine(row_at, run_b, run_t, cls, new)
         if k < 0:
@@ -588,6 +592,8 @@ def joint_classes(ta, aa, tb, ab):  # type: ignore[no-untyped-def]
         if k == n_cls:
             return cls
         n_cls = k
+        rounds += 1
+    return cls
 
 
 @numba.njit(cache=True, nogil=True)

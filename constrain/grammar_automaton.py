@@ -287,7 +287,8 @@ class SharedMasks:
                 classes = length_classes(dfa.trans, dfa.accepting, self.trie.max_depth)
                 known = (classes, 0, [0])
             else:
-                classes = joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting)
+                classes = joint_classes(dfa.trans, dfa.accepting, base_dfa.trans, base_dfa.accepting,
+                                        self.trie.max_depth)
                 known = (classes[None, :], dfa.n_states, [0])
             with self._lock:
                 self._classes[pair] = known
@@ -1209,7 +1210,8 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
     inside = np.zeros(a.words, np.uint32)
     added, removed = np.empty(1, np.int32), np.empty(1, np.int32)
     for base, classes, offset in ((one, length_classes(one.trans, one.accepting, trie.max_depth), 0),
-                                  (two, joint_classes(one.trans, one.accepting, two.trans, two.accepting)[None, :],
+                                  (two, joint_classes(one.trans, one.accepting, two.trans, two.accepting,
+                                                      trie.max_depth)[None, :],
                                    one.n_states)):
         lexeme_diff_walk(0, one.trans, one.accepting, 0, base.trans, base.accepting, classes, offset, trie.node_key,
                          trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,

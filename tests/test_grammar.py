@@ -337,8 +337,9 @@ def test_bounded_caches_give_the_same_masks(monkeypatch: pytest.MonkeyPatch) -> 
 def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     """A lexeme walked from a known one's result (``lexeme_diff_walk``, skipping the trie below states that
     agree there) is the whole walk's: same inside mask, same boundaries. Across DFAs (joint classes:
-    equal languages) and within one DFA (classes by length: a bounded string from the same string with
-    a few more characters to go); and the walks meant to be cheap are."""
+    equal languages, or equal up to the trie's depth: a string of at most 300 characters and any string
+    read alike through a trie of at most 128 bytes) and within one DFA (classes by length: a bounded string
+    from the same string with a few more characters to go); and the walks meant to be cheap are."""
     from constrain.fsm import compile_regex, joint_classes, length_classes
     from constrain.grammar_automaton import _lexeme
     from constrain.grammar_walk import lexeme_diff_walk
@@ -346,7 +347,7 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     comp = compiler("smollm2")
     trie, words = comp.trie, bitmask_words(comp.vocab.size)
     patterns = [r'"[^"\\]*"', r'"([^"\\$][^"\\]*|\$([^"\\s][^"\\]*)?)?"', r'"[^"\\]{0,3}"', r'"[^"\\]{0,5}"',
-                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"', r'"[^"\\]{0,120}"']
+                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"', r'"[^"\\]{0,120}"', r'"[^"\\]{0,300}"']
     dfas = [compile_regex(p) for p in patterns]
     states = {i: set(range(min(d.n_states, 12))) for i, d in enumerate(dfas)}
     far, near = dfas[7].run(b'"' + b"a" * 8), dfas[7].run(b'"' + b"a" * 4)  # 112 and 116 more characters
@@ -364,7 +365,8 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
                 classes, offset = by_length[i], 0
                 assert classes.shape[1] == a.n_states
             else:
-                classes, offset = joint_classes(a.trans, a.accepting, b.trans, b.accepting)[None, :], a.n_states
+                classes = joint_classes(a.trans, a.accepting, b.trans, b.accepting, trie.max_depth)[None, :]
+                offset = a.n_states
             args = (s, a.trans, a.accepting, r, b.trans, b.accepting, classes.astype(np.int32), offset,
                     trie.node_key, trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start,
                     trie.node_tokens, trie.max_depth)
@@ -377,10 +379,14 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
             checked += 1
             # "not starting with $s" from "any string", and "at most 112 more characters" from "at most
             # 116": only a few paths of the trie differ
-            if (i, j, s, r) in ((1, 0, 1, 1), (7, 7, far, near)):
+            if (i, j, s, r) in ((1, 0, 1, 1), (7, 7, far, near), (8, 0, 0, 0)):
                 small = lexeme_diff_walk(*args, base.inside.copy(), added, removed, lex.visited // 20)
                 cheap += small[0] >= 0
-    assert checked > 200 and cheap == 2
+    assert checked > 200 and cheap == 3
+    # the 300-character string and any string differ on longer strings: full classes tell them apart
+    a, b = dfas[8], dfas[0]
+    full, cut = (joint_classes(a.trans, a.accepting, b.trans, b.accepting, n) for n in (-1, trie.max_depth))
+    assert full[0] != full[a.n_states] and cut[0] == cut[a.n_states]
 
 
 def test_merged_boundaries_equal_set_operations() -> None:

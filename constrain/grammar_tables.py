@@ -398,49 +398,104 @@ def follow_bytes(tables: GrammarTables) -> npt.NDArray[np.bool_]:
 
 @numba.njit(cache=True, nogil=True)
 def _follow_words(rule_start, dnext, dlhs, nullable, n_terms, tfirst, ignored):  # type: ignore[no-untyped-def]
-    """FIRST and FOLLOW as sets of first bytes (four 64-bit words each), to a fixpoint over the rules;
-    returns each terminal's FOLLOW bytes with the ignored terminals' first bytes."""
+    """FIRST and FOLLOW as sets of first bytes (four 64-bit words each); returns each terminal's FOLLOW
+    bytes with the ignored terminals' first bytes. Each rule is read once for what it adds itself, and
+    the sets it passes on (``FIRST(A) >= FIRST(B)`` for ``A -> B ...``, ``FOLLOW(X) >= FOLLOW(A)`` for
+    ``A -> ... X``) become edges along which a worklist spreads them: sweeping every rule until nothing
+    changed took a pass per link of the longest chain (0.7 ms for a 2,000-rule schema grammar, in the
+    first mask that crosses a lexeme)."""
     n_nt = nullable.shape[0]
+    n_rules = rule_start.shape[0] - 1
     first = np.zeros((n_nt, 4), np.uint64)
-    changed = True
-    while changed:
-        changed = False
-        for r in range(rule_start.shape[0] - 1):
-            a = dlhs[rule_start[r]] - n_terms
-            for k in range(rule_start[r], rule_start[r + 1] - 1):
-                s = dnext[k]
+    src = np.empty(dnext.shape[0], np.int64)  # edges: set[dst] >= set[src] (at most one per dotted item)
+    dst = np.empty(dnext.shape[0], np.int64)
+    n_e = 0
+    for r in range(n_rules):
+        a = dlhs[rule_start[r]] - n_terms
+        for k in range(rule_start[r], rule_start[r + 1] - 1):
+            s = dnext[k]
+            if s < n_terms:
                 for w in range(4):
-                    v = first[a, w] | (tfirst[s, w] if s < n_terms else first[s - n_terms, w])
-                    if v != first[a, w]:
-                        first[a, w] = v
-                        changed = True
-                if s < n_terms or not nullable[s - n_terms]:
-                    break
+                    first[a, w] |= tfirst[s, w]
+                break
+            src[n_e] = s - n_terms
+            dst[n_e] = a
+            n_e += 1
+            if not nullable[s - n_terms]:
+                break
+    _spread(first, src[:n_e], dst[:n_e])
     follow_nt = np.zeros((n_nt, 4), np.uint64)
     follow_t = np.zeros((n_terms, 4), np.uint64)
-    trailer = np.zeros(4, np.uint64)
-    changed = True
-    while changed:
-        changed = False
-        for r in range(rule_start.shape[0] - 1):
-            a = dlhs[rule_start[r]] - n_terms
-            for w in range(4):
-                trailer[w] = follow_nt[a, w]
-            for k in range(rule_start[r + 1] - 2, rule_start[r] - 1, -1):
-                s = dnext[k]
-                if s < n_terms:
-                    for w in range(4):
-                        follow_t[s, w] |= trailer[w]
-                        trailer[w] = tfirst[s, w]
-                    continue
-                x = s - n_terms
+    t_src = np.empty(dnext.shape[0], np.int64)  # FOLLOW(t) >= FOLLOW(t_src) where what follows t may vanish
+    t_dst = np.empty(dnext.shape[0], np.int64)
+    n_e = n_t = 0
+    trailer = np.zeros(4, np.uint64)  # FIRST of the rest of the rule
+    for r in range(n_rules):
+        a = dlhs[rule_start[r]] - n_terms
+        trailer[:] = 0
+        rest_nullable = True
+        for k in range(rule_start[r + 1] - 2, rule_start[r] - 1, -1):
+            s = dnext[k]
+            if s < n_terms:
                 for w in range(4):
-                    v = follow_nt[x, w] | trailer[w]
-                    if v != follow_nt[x, w]:
-                        follow_nt[x, w] = v
-                        changed = True
-                    trailer[w] = (trailer[w] | first[x, w]) if nullable[x] else first[x, w]
+                    follow_t[s, w] |= trailer[w]
+                    trailer[w] = tfirst[s, w]
+                if rest_nullable:
+                    t_src[n_t] = a
+                    t_dst[n_t] = s
+                    n_t += 1
+                rest_nullable = False
+                continue
+            x = s - n_terms
+            for w in range(4):
+                follow_nt[x, w] |= trailer[w]
+                trailer[w] = (trailer[w] | first[x, w]) if nullable[x] else first[x, w]
+            if rest_nullable:
+                src[n_e] = a
+                dst[n_e] = x
+                n_e += 1
+            rest_nullable = rest_nullable and nullable[x]
+    _spread(follow_nt, src[:n_e], dst[:n_e])
+    for e in range(n_t):
+        for w in range(4):
+            follow_t[t_dst[e], w] |= follow_nt[t_src[e], w]
     for t in range(n_terms):
         for w in range(4):
             follow_t[t, w] |= ignored[w]
     return follow_t
+
+
+@numba.njit(cache=True, nogil=True)
+def _spread(sets, src, dst):  # type: ignore[no-untyped-def]
+    """The least ``sets`` (rows of four words, grown in place) with ``sets[dst[e]] >= sets[src[e]]`` for every
+    edge ``e``: a worklist over the edges leaving each changed row."""
+    n = sets.shape[0]
+    out_start = np.zeros(n + 1, np.int64)
+    for e in range(src.shape[0]):
+        out_start[src[e] + 1] += 1
+    for x in range(n):
+        out_start[x + 1] += out_start[x]
+    out = np.empty(src.shape[0], np.int64)
+    fill = out_start[:n].copy()
+    for e in range(src.shape[0]):
+        out[fill[src[e]]] = dst[e]
+        fill[src[e]] += 1
+    queued = np.ones(n, np.bool_)
+    stack = np.arange(n)
+    top = n
+    while top:
+        top -= 1
+        x = stack[top]
+        queued[x] = False
+        for q in range(out_start[x], out_start[x + 1]):
+            y = out[q]
+            grew = False
+            for w in range(4):
+                v = sets[y, w] | sets[x, w]
+                if v != sets[y, w]:
+                    sets[y, w] = v
+                    grew = True
+            if grew and not queued[y]:
+                queued[y] = True
+                stack[top] = y
+                top += 1

@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from conftest import compiler
 from helpers import lark_accepts, random_tokenization, walk
@@ -733,6 +734,72 @@ def walk_checking_masks(c: constrain.CompiledConstraint, tok: Any, ids: list[int
             assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
         assert m.advance(t)
     return m
+
+
+def _follow_by_sweeps(tables: Any) -> npt.NDArray[np.bool_]:
+    """``grammar_tables.follow_bytes`` the textbook way: FIRST, then FOLLOW, of first bytes (Python ints), each
+    by sweeping every rule until a sweep changes nothing."""
+    n_terms = tables.n_terms
+    rs, dn, dl = tables.rule_start.tolist(), tables.dotted_next.tolist(), tables.dotted_lhs.tolist()
+    nullable = tables.nullable.tolist()
+    starts = tables.global_trans[tables.term_offset[:n_terms].astype(np.int64)] >= 0
+    tfirst = [sum(1 << b for b in np.flatnonzero(row).tolist()) for row in starts]
+    ignored = 0
+    for t in range(n_terms):
+        if tables.term_ignore[t]:
+            ignored |= tfirst[t]
+    rules = [(dl[rs[r]] - n_terms, dn[rs[r] : rs[r + 1] - 1]) for r in range(len(rs) - 1)]
+    first = [0] * len(nullable)
+    changed = True
+    while changed:
+        changed = False
+        for a, syms in rules:
+            v = first[a]
+            for x in syms:
+                v |= tfirst[x] if x < n_terms else first[x - n_terms]
+                if x < n_terms or not nullable[x - n_terms]:
+                    break
+            changed |= v != first[a]
+            first[a] = v
+    follow_nt, follow_t = [0] * len(nullable), [0] * n_terms
+    changed = True
+    while changed:
+        changed = False
+        for a, syms in rules:
+            trailer = follow_nt[a]
+            for x in reversed(syms):
+                if x < n_terms:
+                    follow_t[x] |= trailer
+                    trailer = tfirst[x]
+                    continue
+                x -= n_terms
+                changed |= follow_nt[x] | trailer != follow_nt[x]
+                follow_nt[x] |= trailer
+                trailer = (trailer | first[x]) if nullable[x] else first[x]
+    out = np.ones((n_terms + 1, 256), np.bool_)
+    for t in range(n_terms):
+        out[t] = [(follow_t[t] | ignored) >> b & 1 for b in range(256)]
+    return out
+
+
+def test_follow_bytes_equal_the_textbook_fixpoint() -> None:
+    """The worklist FIRST/FOLLOW of ``follow_bytes`` equals sweeping every rule to a fixpoint, on the library's
+    grammars, GBNF C and JSON-Schema grammars (nullable chains, left and right recursion, ignored terminals)."""
+    from importlib.resources import files
+
+    from constrain.grammar_tables import build_tables, follow_bytes
+
+    comp = compiler("smollm2")
+    irs = [lark_to_grammar((files("constrain.grammars") / f"{name}.lark").read_text())
+           for name in ("sql", "c", "json", "arithmetic", "smiles")]
+    irs.append(gbnf_to_grammar('root ::= item ("," ws item)* ws\nitem ::= [a-z]+ | "(" root? ")" | ws\nws ::= [ ]*\n'))
+    tables = [build_tables(ir, comp.vocab.byte_alphabet) for ir in irs]
+    for schema in ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}},
+                                                     "b": {"anyOf": [{"type": "string"}, {"type": "null"}]}}},
+                   {"type": "array", "items": {"$ref": "#"}}):
+        tables.append(comp.json_schema(schema, whitespace="flexible").automaton.tables)
+    for tb in tables:
+        assert np.array_equal(follow_bytes(tb), _follow_by_sweeps(tb))
 
 
 def test_crossings_kept_only_where_a_lexeme_may_follow_give_exact_masks() -> None:

@@ -300,7 +300,7 @@ class SharedMasks:
     def _diff_walk(self, dfa: ByteDFA, state: int, base_dfa: ByteDFA, base_state: int, base: Lexeme,
                    base_key: LexKey) -> Lexeme | None:
         classes, offset, failures = self._classes_for(dfa, base_dfa)
-        if classes.size == 0 or failures[0] >= _MAX_DIFF_FAILURES:  # empty: a class check failed
+        if classes.size == 0 or failures[0] >= _MAX_DIFF_FAILURES:  # empty: a DFA without states
             return None
         assert base.boundaries is not None
         trie = self.trie

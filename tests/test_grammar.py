@@ -390,6 +390,65 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     assert full[0] != full[a.n_states] and cut[0] == cut[a.n_states]
 
 
+def _moore_by_numpy(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bool_], max_length: int) -> list[list[int]]:
+    """Moore's rounds the plain way (every state, every byte, every round), each row's classes numbered by
+    first appearance; until a round changes nothing or ``max_length`` rounds."""
+    def canonical(cls: npt.NDArray[np.int64]) -> list[int]:
+        first: dict[int, int] = {}
+        return [first.setdefault(c, len(first)) for c in cls.tolist()]
+
+    cls = accepting.astype(np.int64)
+    rows = [canonical(cls)]
+    for _ in range(max_length):
+        succ = np.where(trans >= 0, cls[np.maximum(trans, 0)], -1)
+        new = np.unique(np.concatenate([cls[:, None], succ], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+        rows.append(canonical(new))
+        if len(set(rows[-1])) == len(set(rows[-2])):
+            break
+        cls = new
+    return rows
+
+
+def test_language_classes_equal_moore_rounds_over_every_state() -> None:
+    """Classes by length (one DFA) and joint classes (two DFAs, capped or not) from rounds that revisit only
+    the predecessors of states that changed class give, round for round, the partitions of plain Moore
+    rounds: on the regex corpus's DFAs, bounded strings (one state split off per round) and pairs of them."""
+    from regex_corpus import all_regexes
+
+    from constrain.fsm import ByteDFA, compile_regex, joint_classes, length_classes
+
+    def canonical(row: npt.NDArray[np.int32]) -> list[int]:
+        first: dict[int, int] = {}
+        return [first.setdefault(c, len(first)) for c in row.tolist()]
+
+    from constrain.errors import RegexError
+
+    dfas = []
+    for pattern in all_regexes()[:100]:
+        try:
+            dfas.append(compile_regex(pattern))
+        except RegexError:  # lookarounds and anchors: not regular here
+            continue
+    bounded = (r'"[^"\\]{0,40}"', r'"[a-z]{3,60}"', r"(ab|a){0,30}c?", r"[0-9]{2,9}(\.[0-9]{0,12})?")
+    dfas += [compile_regex(p) for p in bounded]
+    checked = 0
+    for d in dfas:
+        want = _moore_by_numpy(d.trans, d.accepting, 64)  # round r's partition does not depend on the cap
+        for depth in (0, 1, 5, 64):
+            got = length_classes(d.trans, d.accepting, depth)
+            for r in range(depth + 1):
+                assert canonical(got[min(r, len(got) - 1)]) == want[min(r, len(want) - 1)], (d.n_states, depth, r)
+            checked += 1
+    for a, b in zip(dfas, dfas[1:] + dfas[:1]):
+        stacked = np.concatenate([a.trans, np.where(b.trans >= 0, b.trans + a.n_states, -1).astype(np.int32)])
+        want = _moore_by_numpy(stacked, np.concatenate([a.accepting, b.accepting]), 10_000)
+        for cap in (-1, 3, 40):
+            got = joint_classes(a.trans, a.accepting, b.trans, b.accepting, cap)
+            assert canonical(got) == want[-1 if cap < 0 else min(cap, len(want) - 1)]
+            checked += 1
+    assert isinstance(dfas[0], ByteDFA) and checked > 500
+
+
 def test_merged_boundaries_equal_set_operations() -> None:
     """A lexeme walked from a known one takes the base's boundaries without those it lost and with those it
     gained (all ascending) in one pass; the result equals numpy's sorting set operations."""

@@ -140,6 +140,12 @@ class ByteDFA:
         return state
 
     @cached_property
+    def runs(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The rows as runs of equal targets (:func:`_all_runs`), for language classes: a DFA that lexeme walks
+        are derived from is compared with many others, and listing its runs read all its 256-byte rows."""
+        return _all_runs(self.trans)  # type: ignore[no-any-return]
+
+    @cached_property
     def key(self) -> str:
         """A content hash: equal for equal tables (caches share work across constraints by it). Two 64-bit
         hashes of the live transitions and the acceptance (:func:`_table_hash`): 4-5x faster than SHA-1
@@ -692,17 +698,28 @@ def joint_classes(ta, aa, tb, ab, max_length=-1):  # type: ignore[no-untyped-def
     agreeing on every string of at most ``max_length`` bytes, all that a walk of a trie that deep reads
     (a string of at most 500 characters needs 500 rounds to tell its states apart, 16 ms beside a
     19-state DFA, for a lexeme walk that reads 128 bytes)."""
-    na = ta.shape[0]
-    n = na + tb.shape[0]
-    trans = np.empty((n, 256), np.int32)
-    accepting = np.empty(n, np.bool_)
-    for s in range(n):
-        for b in range(256):
-            t = ta[s, b] if s < na else tb[s - na, b]
-            trans[s, b] = t if t < 0 or s < na else t + na
-        accepting[s] = aa[s] if s < na else ab[s - na]
-    row_at, run_b, run_t = _all_runs(trans)
-    return _moore_rounds(row_at, run_b, run_t, accepting, max_length, np.empty((0, n), np.int32))[0]
+    return joint_classes_of_runs(_all_runs(ta), aa, _all_runs(tb), ab, max_length)
+
+
+@numba.njit(cache=True, nogil=True)
+def joint_classes_of_runs(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignore[no-untyped-def]
+    """:func:`joint_classes` of two DFAs given as their runs (:attr:`ByteDFA.runs`): ``b``'s runs go after
+    ``a``'s, its targets shifted by ``a``'s size."""
+    row_a, b_a, t_a = runs_a
+    row_b, b_b, t_b = runs_b
+    na = row_a.shape[0] - 1
+    nb = row_b.shape[0] - 1
+    qa = row_a[na]
+    row_at = np.empty(na + nb + 1, np.int64)
+    row_at[:na] = row_a[:na]
+    row_at[na:] = row_b + qa
+    run_b = np.concatenate((b_a, b_b))
+    run_t = np.concatenate((t_a, t_b))
+    for q in range(qa, run_t.shape[0]):
+        if run_t[q] >= 0:
+            run_t[q] += na
+    accepting = np.concatenate((aa, ab))
+    return _moore_rounds(row_at, run_b, run_t, accepting, max_length, np.empty((0, na + nb), np.int32))[0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -711,9 +728,14 @@ def length_classes(trans, accepting, max_length):  # type: ignore[no-untyped-def
     string of at most ``r`` bytes (which are live, which accepted), for ``r`` up to ``max_length`` or until
     the classes stop changing (then the last row holds for every longer ``r``): Moore's rounds
     (:func:`_moore_rounds`), one per byte of lookahead, every one kept."""
-    n = trans.shape[0]
-    row_at, run_b, run_t = _all_runs(trans)
-    out = np.empty((max_length + 1, n), np.int32)
+    return length_classes_of_runs(_all_runs(trans), accepting, max_length)
+
+
+@numba.njit(cache=True, nogil=True)
+def length_classes_of_runs(runs, accepting, max_length):  # type: ignore[no-untyped-def]
+    """:func:`length_classes` of a DFA given as its runs (:attr:`ByteDFA.runs`)."""
+    row_at, run_b, run_t = runs
+    out = np.empty((max_length + 1, accepting.shape[0]), np.int32)
     rounds = _moore_rounds(row_at, run_b, run_t, accepting, max_length, out)[1]
     return out[: rounds + 1].copy()
 

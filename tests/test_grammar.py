@@ -1306,7 +1306,7 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
     fresh.lark('start: "x"')  # loads them (again, on these inputs)
     names = ["cross_walk", "cross_exits", "boundary_exits", "derived_exits", "lexeme_diff_walk", "merged_boundaries",
-             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs"]
+             "dead_roots", "covers_after_ignored", "length_classes_of_runs", "joint_classes_of_runs", "walk_jobs"]
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str) -> Any:

@@ -537,6 +537,16 @@ def _same_successors(s, u, row_at, run_b, run_t, cls):  # type: ignore[no-untype
             j += 1
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _push_member(head, nxt, prv, c, s):  # type: ignore[no-untyped-def]
+    """Put state ``s`` first in class ``c``'s list of members (see :func:`_moore_rounds`)."""
+    nxt[s] = head[c]
+    prv[s] = -1
+    if head[c] >= 0:
+        prv[head[c]] = s
+    head[c] = s
+
+
 @numba.njit(cache=True, nogil=True)
 def _moore_rounds(row_at, run_b, run_t, accepting, max_rounds, rows):  # type: ignore[no-untyped-def]
     """Moore's refinement of the states (rows as runs, see :func:`_all_runs`): after round ``r`` two states
@@ -579,12 +589,7 @@ def _moore_rounds(row_at, run_b, run_t, accepting, max_rounds, rows):  # type: i
     nxt = np.empty(n, np.int64)
     prv = np.empty(n, np.int64)
     for s in range(n - 1, -1, -1):
-        c = cls[s]
-        nxt[s] = head[c]
-        prv[s] = -1
-        if head[c] >= 0:
-            prv[head[c]] = s
-        head[c] = s
+        _push_member(head, nxt, prv, cls[s], s)
     if rows.shape[0]:
         rows[0] = cls
     is_dirty = np.ones(n, np.bool_)
@@ -654,13 +659,8 @@ def _moore_rounds(row_at, run_b, run_t, accepting, max_rounds, rows):  # type: i
                 head[c] = nxt[s]
             if nxt[s] >= 0:
                 prv[nxt[s]] = prv[s]
-            c = moved_to[k]
-            cls[s] = c
-            prv[s] = -1
-            nxt[s] = head[c]
-            if head[c] >= 0:
-                prv[head[c]] = s
-            head[c] = s
+            cls[s] = moved_to[k]
+            _push_member(head, nxt, prv, moved_to[k], s)
         for i in range(n_dirty):
             is_dirty[dirty[i]] = False
         n_dirty = 0
@@ -681,30 +681,20 @@ def _moore_rounds(row_at, run_b, run_t, accepting, max_rounds, rows):  # type: i
 
 @numba.njit(cache=True, nogil=True)
 def _acceptance_classes(accepting, out):  # type: ignore[no-untyped-def]
-    """Round 0 of Moore's refinement into ``out``: accepting or not. Returns the number of classes."""
-    n_acc = 0
+    """Round 0 of Moore's refinement into ``out``: class 1 accepting, 0 not."""
     for s in range(accepting.shape[0]):
         out[s] = 1 if accepting[s] else 0
-        n_acc += out[s]
-    return (n_acc > 0) + (n_acc < accepting.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)
-def joint_classes(ta, aa, tb, ab, max_length=-1):  # type: ignore[no-untyped-def]
-    """Language classes of the states of two trimmed DFAs together: ``classes[s]`` for state ``s`` of ``a``,
-    ``classes[len(a) + s]`` for state ``s`` of ``b``; equal classes, equal languages. Moore's rounds
-    (:func:`_moore_rounds`) over the two tables stacked, until a round splits nothing. With
-    ``max_length >= 0``, at most that many rounds: equal classes then mean
-    agreeing on every string of at most ``max_length`` bytes, all that a walk of a trie that deep reads
-    (a string of at most 500 characters needs 500 rounds to tell its states apart, 16 ms beside a
-    19-state DFA, for a lexeme walk that reads 128 bytes)."""
-    return joint_classes_of_runs(_all_runs(ta), aa, _all_runs(tb), ab, max_length)
-
-
-@numba.njit(cache=True, nogil=True)
-def joint_classes_of_runs(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignore[no-untyped-def]
-    """:func:`joint_classes` of two DFAs given as their runs (:attr:`ByteDFA.runs`): ``b``'s runs go after
-    ``a``'s, its targets shifted by ``a``'s size."""
+def joint_classes(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignore[no-untyped-def]
+    """Language classes of the states of two trimmed DFAs together, given as their runs
+    (:attr:`ByteDFA.runs`) and acceptance: ``classes[s]`` for state ``s`` of ``a``, ``classes[len(a) + s]``
+    for state ``s`` of ``b``; equal classes, equal languages. Moore's rounds (:func:`_moore_rounds`) over
+    ``b``'s runs appended to ``a``'s (targets shifted by ``a``'s size), until a round splits nothing. With
+    ``max_length >= 0``, at most that many rounds: equal classes then mean agreeing on every string of at
+    most ``max_length`` bytes, all that a walk of a trie that deep reads (a string of at most 500
+    characters needs 500 rounds to tell its states apart, for a lexeme walk that reads 128 bytes)."""
     row_a, b_a, t_a = runs_a
     row_b, b_b, t_b = runs_b
     na = row_a.shape[0] - 1
@@ -723,17 +713,12 @@ def joint_classes_of_runs(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignor
 
 
 @numba.njit(cache=True, nogil=True)
-def length_classes(trans, accepting, max_length):  # type: ignore[no-untyped-def]
-    """``out[r, s]``: a class of state ``s`` such that two states share it exactly when they agree on every
-    string of at most ``r`` bytes (which are live, which accepted), for ``r`` up to ``max_length`` or until
-    the classes stop changing (then the last row holds for every longer ``r``): Moore's rounds
-    (:func:`_moore_rounds`), one per byte of lookahead, every one kept."""
-    return length_classes_of_runs(_all_runs(trans), accepting, max_length)
-
-
-@numba.njit(cache=True, nogil=True)
-def length_classes_of_runs(runs, accepting, max_length):  # type: ignore[no-untyped-def]
-    """:func:`length_classes` of a DFA given as its runs (:attr:`ByteDFA.runs`)."""
+def length_classes(runs, accepting, max_length):  # type: ignore[no-untyped-def]
+    """``out[r, s]``: a class of state ``s`` of a DFA given as its runs (:attr:`ByteDFA.runs`) such that two
+    states share it exactly when they agree on every string of at most ``r`` bytes (which are live, which
+    accepted), for ``r`` up to ``max_length`` or until the classes stop changing (then the last row holds
+    for every longer ``r``): Moore's rounds (:func:`_moore_rounds`), one per byte of lookahead, every one
+    kept."""
     row_at, run_b, run_t = runs
     out = np.empty((max_length + 1, accepting.shape[0]), np.int32)
     rounds = _moore_rounds(row_at, run_b, run_t, accepting, max_length, out)[1]

@@ -34,8 +34,8 @@ from constrain.errors import LimitError
 from constrain.fsm import (
     ByteDFA,
     bounded_language_key,
-    joint_classes_of_runs,
-    length_classes_of_runs,
+    joint_classes,
+    length_classes,
     literal_dfa,
     state_language_key,
     state_prefix_key,
@@ -284,11 +284,11 @@ class SharedMasks:
         known = self._classes.get(pair)
         if known is None:
             if dfa.key == base_dfa.key:
-                classes = length_classes_of_runs(dfa.runs, dfa.accepting, self.trie.max_depth)
+                classes = length_classes(dfa.runs, dfa.accepting, self.trie.max_depth)
                 known = (classes, 0, [0])
             else:
-                classes = joint_classes_of_runs(dfa.runs, dfa.accepting, base_dfa.runs, base_dfa.accepting,
-                                                self.trie.max_depth)
+                classes = joint_classes(dfa.runs, dfa.accepting, base_dfa.runs, base_dfa.accepting,
+                                        self.trie.max_depth)
                 known = (classes[None, :], dfa.n_states, [0])
             with self._lock:
                 self._classes[pair] = known
@@ -1209,9 +1209,9 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
     one, two = literal_dfa(b"\x00"), literal_dfa(b"\x00\x00")
     inside = np.zeros(a.words, np.uint32)
     added, removed = np.empty(1, np.int32), np.empty(1, np.int32)
-    for base, classes, offset in ((one, length_classes_of_runs(one.runs, one.accepting, trie.max_depth), 0),
-                                  (two, joint_classes_of_runs(one.runs, one.accepting, two.runs, two.accepting,
-                                                              trie.max_depth)[None, :],
+    for base, classes, offset in ((one, length_classes(one.runs, one.accepting, trie.max_depth), 0),
+                                  (two, joint_classes(one.runs, one.accepting, two.runs, two.accepting,
+                                                      trie.max_depth)[None, :],
                                    one.n_states)):
         lexeme_diff_walk(0, one.trans, one.accepting, 0, base.trans, base.accepting, classes, offset, trie.node_key,
                          trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,

@@ -354,7 +354,7 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     far, near = dfas[7].run(b'"' + b"a" * 8), dfas[7].run(b'"' + b"a" * 4)  # 112 and 116 more characters
     states[7] |= {far, near}
     whole = {(i, s): _lexeme(dfas[i].trans, dfas[i].accepting, s, trie, words) for i in states for s in states[i]}
-    by_length = {i: length_classes(d.trans, d.accepting, trie.max_depth) for i, d in enumerate(dfas)}
+    by_length = {i: length_classes(d.runs, d.accepting, trie.max_depth) for i, d in enumerate(dfas)}
     cheap = checked = 0
     added, removed = np.empty(1 << 16, np.int32), np.empty(1 << 16, np.int32)
     for (i, s), lex in whole.items():
@@ -366,7 +366,7 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
                 classes, offset = by_length[i], 0
                 assert classes.shape[1] == a.n_states
             else:
-                classes = joint_classes(a.trans, a.accepting, b.trans, b.accepting, trie.max_depth)[None, :]
+                classes = joint_classes(a.runs, a.accepting, b.runs, b.accepting, trie.max_depth)[None, :]
                 offset = a.n_states
             args = (s, a.trans, a.accepting, r, b.trans, b.accepting, classes.astype(np.int32), offset,
                     trie.node_key, trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start,
@@ -386,7 +386,7 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     assert checked > 200 and cheap == 3
     # the 300-character string and any string differ on longer strings: full classes tell them apart
     a, b = dfas[8], dfas[0]
-    full, cut = (joint_classes(a.trans, a.accepting, b.trans, b.accepting, n) for n in (-1, trie.max_depth))
+    full, cut = (joint_classes(a.runs, a.accepting, b.runs, b.accepting, n) for n in (-1, trie.max_depth))
     assert full[0] != full[a.n_states] and cut[0] == cut[a.n_states]
 
 
@@ -435,7 +435,7 @@ def test_language_classes_equal_moore_rounds_over_every_state() -> None:
     for d in dfas:
         want = _moore_by_numpy(d.trans, d.accepting, 64)  # round r's partition does not depend on the cap
         for depth in (0, 1, 5, 64):
-            got = length_classes(d.trans, d.accepting, depth)
+            got = length_classes(d.runs, d.accepting, depth)
             for r in range(depth + 1):
                 assert canonical(got[min(r, len(got) - 1)]) == want[min(r, len(want) - 1)], (d.n_states, depth, r)
             checked += 1
@@ -443,7 +443,7 @@ def test_language_classes_equal_moore_rounds_over_every_state() -> None:
         stacked = np.concatenate([a.trans, np.where(b.trans >= 0, b.trans + a.n_states, -1).astype(np.int32)])
         want = _moore_by_numpy(stacked, np.concatenate([a.accepting, b.accepting]), 10_000)
         for cap in (-1, 3, 40):
-            got = joint_classes(a.trans, a.accepting, b.trans, b.accepting, cap)
+            got = joint_classes(a.runs, a.accepting, b.runs, b.accepting, cap)
             assert canonical(got) == want[-1 if cap < 0 else min(cap, len(want) - 1)]
             checked += 1
     assert isinstance(dfas[0], ByteDFA) and checked > 300
@@ -1306,7 +1306,7 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
     fresh.lark('start: "x"')  # loads them (again, on these inputs)
     names = ["cross_walk", "cross_exits", "boundary_exits", "derived_exits", "lexeme_diff_walk", "merged_boundaries",
-             "dead_roots", "covers_after_ignored", "length_classes_of_runs", "joint_classes_of_runs", "walk_jobs"]
+             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs"]
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str) -> Any:

@@ -240,7 +240,7 @@ def test_length_classes_are_cut_languages() -> None:
 
     for _, dfa in _small_dfas(120, 4):
         n = dfa.n_states  # type: ignore[attr-defined]
-        rows = length_classes(dfa.trans, dfa.accepting, 6)  # type: ignore[attr-defined]
+        rows = length_classes(dfa.runs, dfa.accepting, 6)  # type: ignore[attr-defined]
         assert rows.shape[1] == n and 1 <= rows.shape[0] <= 7
         for r in range(4):
             row = rows[min(r, rows.shape[0] - 1)]
@@ -260,7 +260,7 @@ def test_joint_classes_are_languages() -> None:
     merged = 0
     for _ in range(150):
         a, b = rng.choice(dfas), rng.choice(dfas)
-        cls = joint_classes(a.trans, a.accepting, b.trans, b.accepting)  # type: ignore[attr-defined]
+        cls = joint_classes(a.runs, a.accepting, b.runs, b.accepting, -1)  # type: ignore[attr-defined]
         assert cls.shape[0] == a.n_states + b.n_states  # type: ignore[attr-defined]
         keys = [state_language_key(a.trans, a.accepting, s) for s in range(a.n_states)]  # type: ignore[attr-defined]
         keys += [state_language_key(b.trans, b.accepting, s) for s in range(b.n_states)]  # type: ignore[attr-defined]

@@ -687,14 +687,15 @@ def _acceptance_classes(accepting, out):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True)
-def joint_classes(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignore[no-untyped-def]
-    """Language classes of the states of two trimmed DFAs together, given as their runs
-    (:attr:`ByteDFA.runs`) and acceptance: ``classes[s]`` for state ``s`` of ``a``, ``classes[len(a) + s]``
-    for state ``s`` of ``b``; equal classes, equal languages. Moore's rounds (:func:`_moore_rounds`) over
-    ``b``'s runs appended to ``a``'s (targets shifted by ``a``'s size), until a round splits nothing. With
-    ``max_length >= 0``, at most that many rounds: equal classes then mean agreeing on every string of at
-    most ``max_length`` bytes, all that a walk of a trie that deep reads (a string of at most 500
-    characters needs 500 rounds to tell its states apart, for a lexeme walk that reads 128 bytes)."""
+def joint_classes(runs_a, aa, runs_b, ab, max_length):  # type: ignore[no-untyped-def]
+    """:func:`length_classes` of the states of two trimmed DFAs together, given as their runs
+    (:attr:`ByteDFA.runs`) and acceptance: ``out[r, s]`` for state ``s`` of ``a``, ``out[r, len(a) + s]`` for
+    state ``s`` of ``b``; equal classes in row ``r``, the same strings of at most ``r`` bytes (the last row:
+    of every length, or of every length up to ``max_length``). Moore's rounds over ``b``'s runs appended to
+    ``a``'s (targets shifted by ``a``'s size). A lexeme walk reads no more than the trie is deep, and below a
+    trie node no more than its subtree is high: "at most 20 more characters" and "any string" differ only
+    below the nodes of longer tokens, where one row (the languages cut at the trie's depth) told them apart
+    at every node and so walked the whole trie."""
     row_a, b_a, t_a = runs_a
     row_b, b_b, t_b = runs_b
     na = row_a.shape[0] - 1
@@ -708,8 +709,7 @@ def joint_classes(runs_a, aa, runs_b, ab, max_length=-1):  # type: ignore[no-unt
     for q in range(qa, run_t.shape[0]):
         if run_t[q] >= 0:
             run_t[q] += na
-    accepting = np.concatenate((aa, ab))
-    return _moore_rounds(row_at, run_b, run_t, accepting, max_length, np.empty((0, na + nb), np.int32))[0]
+    return length_classes((row_at, run_b, run_t), np.concatenate((aa, ab)), max_length)
 
 
 @numba.njit(cache=True, nogil=True)

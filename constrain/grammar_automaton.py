@@ -278,8 +278,8 @@ class SharedMasks:
         return _lexeme(dfa.trans, dfa.accepting, state, self.trie, self.words)
 
     def _classes_for(self, dfa: ByteDFA, base_dfa: ByteDFA) -> tuple[I32, int, list[int]]:
-        """Classes for :func:`grammar_walk.lexeme_diff_walk` (by length within one DFA, by language across
-        two), the offset of the base DFA's states in them, and how many walks with them gave up."""
+        """Classes by length for :func:`grammar_walk.lexeme_diff_walk` (of one DFA's states, or of two DFAs'
+        together), the offset of the base DFA's states in them, and how many walks with them gave up."""
         pair = (dfa.key, base_dfa.key)
         known = self._classes.get(pair)
         if known is None:
@@ -289,7 +289,7 @@ class SharedMasks:
             else:
                 classes = joint_classes(dfa.runs, dfa.accepting, base_dfa.runs, base_dfa.accepting,
                                         self.trie.max_depth)
-                known = (classes[None, :], dfa.n_states, [0])
+                known = (classes, dfa.n_states, [0])
             with self._lock:
                 self._classes[pair] = known
                 self._class_bytes += known[0].nbytes
@@ -1211,8 +1211,7 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
     added, removed = np.empty(1, np.int32), np.empty(1, np.int32)
     for base, classes, offset in ((one, length_classes(one.runs, one.accepting, trie.max_depth), 0),
                                   (two, joint_classes(one.runs, one.accepting, two.runs, two.accepting,
-                                                      trie.max_depth)[None, :],
-                                   one.n_states)):
+                                                      trie.max_depth), one.n_states)):
         lexeme_diff_walk(0, one.trans, one.accepting, 0, base.trans, base.accepting, classes, offset, trie.node_key,
                          trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,
                          trie.max_depth, inside, added, removed, 0)

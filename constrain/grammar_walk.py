@@ -967,10 +967,10 @@ def lexeme_diff_walk(g0, trans_g, acc_g, h0, trans_h, acc_h, classes, h_offset, 
     as soon as the two states agree on every string as long as the longest token below it:
     ``classes[r, s]`` (``trans_g``'s state ``s``) and ``classes[r, h_offset + s]`` (``trans_h``'s) are equal
     when the states agree on strings of up to ``r`` bytes (the last row standing for every longer ``r``).
-    :func:`fsm.joint_classes` gives one row (equal languages) for two DFAs; :func:`fsm.length_classes` one
-    row per length for one DFA. So only the trie's paths where they differ are walked: a string that
-    must not be ``"$schema"`` costs the ``$s...`` tokens, and "at most 40 more characters" from "at most
-    45" costs the tokens longer than 40 bytes. Boundaries of ``g0`` that ``h0`` lacks go to ``added``,
+    :func:`fsm.length_classes` gives these rows for one DFA, :func:`fsm.joint_classes` for two. So only the
+    trie's paths where they differ are walked: a string that must not be ``"$schema"`` costs the ``$s...``
+    tokens, and "at most 40 more characters" from "at most 45" or from any string costs the tokens longer
+    than 40 bytes. Boundaries of ``g0`` that ``h0`` lacks go to ``added``,
     the converse to ``removed`` (preorder). Returns ``(n_added, n_removed)``, or ``(-1, -1)`` past
     ``budget`` nodes or a full list."""
     n_nodes = node_key.shape[0]

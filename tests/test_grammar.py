@@ -337,10 +337,10 @@ def test_bounded_caches_give_the_same_masks(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     """A lexeme walked from a known one's result (``lexeme_diff_walk``, skipping the trie below states that
-    agree there) is the whole walk's: same inside mask, same boundaries. Across DFAs (joint classes:
-    equal languages, or equal up to the trie's depth: a string of at most 300 characters and any string
-    read alike through a trie of at most 128 bytes) and within one DFA (classes by length: a bounded string
-    from the same string with a few more characters to go); and the walks meant to be cheap are."""
+    agree there) is the whole walk's: same inside mask, same boundaries. Within one DFA and across two,
+    with classes by length (states that agree on strings as long as the longest token below a trie node
+    read that subtree alike: a bounded string from the same string with a few more characters to go, or
+    from any string); and the walks meant to be cheap are."""
     from constrain.fsm import compile_regex, joint_classes, length_classes
     from constrain.grammar_automaton import _lexeme
     from constrain.grammar_walk import lexeme_diff_walk
@@ -348,7 +348,8 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
     comp = compiler("smollm2")
     trie, words = comp.trie, bitmask_words(comp.vocab.size)
     patterns = [r'"[^"\\]*"', r'"([^"\\$][^"\\]*|\$([^"\\s][^"\\]*)?)?"', r'"[^"\\]{0,3}"', r'"[^"\\]{0,5}"',
-                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"', r'"[^"\\]{0,120}"', r'"[^"\\]{0,300}"']
+                r'"[a-z]*"', r"[0-9]+(\.[0-9]+)?", r'"(name|type)"', r'"[^"\\]{0,120}"', r'"[^"\\]{0,300}"',
+                r'"[^"\\]{0,24}"']
     dfas = [compile_regex(p) for p in patterns]
     states = {i: set(range(min(d.n_states, 12))) for i, d in enumerate(dfas)}
     far, near = dfas[7].run(b'"' + b"a" * 8), dfas[7].run(b'"' + b"a" * 4)  # 112 and 116 more characters
@@ -366,7 +367,7 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
                 classes, offset = by_length[i], 0
                 assert classes.shape[1] == a.n_states
             else:
-                classes = joint_classes(a.runs, a.accepting, b.runs, b.accepting, trie.max_depth)[None, :]
+                classes = joint_classes(a.runs, a.accepting, b.runs, b.accepting, trie.max_depth)
                 offset = a.n_states
             args = (s, a.trans, a.accepting, r, b.trans, b.accepting, classes.astype(np.int32), offset,
                     trie.node_key, trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start,
@@ -378,16 +379,22 @@ def test_lexemes_walked_from_others_equal_whole_walks() -> None:
             got = np.union1d(np.setdiff1d(base.boundaries, removed[:n_rem]), added[:n_add])
             assert np.array_equal(got, lex.boundaries), (patterns[i], s, patterns[j], r)
             checked += 1
-            # "not starting with $s" from "any string", and "at most 112 more characters" from "at most
-            # 116": only a few paths of the trie differ
-            if (i, j, s, r) in ((1, 0, 1, 1), (7, 7, far, near), (8, 0, 0, 0)):
+            # "not starting with $s" from "any string", "at most 112 more characters" from "at most 116",
+            # and "at most 24 characters" from "any string": only a few paths of the trie differ
+            if (i, j, s, r) in ((1, 0, 1, 1), (7, 7, far, near), (8, 0, 0, 0), (9, 0, 1, 1)):
                 small = lexeme_diff_walk(*args, base.inside.copy(), added, removed, lex.visited // 20)
                 cheap += small[0] >= 0
-    assert checked > 200 and cheap == 3
-    # the 300-character string and any string differ on longer strings: full classes tell them apart
+    assert checked > 200 and cheap == 4
+    # the 300-character string and any string differ on longer strings: classes past the trie's depth
+    # tell them apart; so do the 24-character string's and any string's from 25 bytes on
     a, b = dfas[8], dfas[0]
-    full, cut = (joint_classes(a.runs, a.accepting, b.runs, b.accepting, n) for n in (-1, trie.max_depth))
+    n = a.n_states + b.n_states
+    full, cut = (joint_classes(a.runs, a.accepting, b.runs, b.accepting, k)[-1] for k in (n, trie.max_depth))
     assert full[0] != full[a.n_states] and cut[0] == cut[a.n_states]
+    a = dfas[9]
+    rows = joint_classes(a.runs, a.accepting, b.runs, b.accepting, trie.max_depth)
+    one, any_one = a.run(b'"'), b.run(b'"') + a.n_states
+    assert rows[24, one] == rows[24, any_one] and rows[25, one] != rows[25, any_one]
 
 
 def _moore_by_numpy(trans: npt.NDArray[np.int32], accepting: npt.NDArray[np.bool_], max_length: int) -> list[list[int]]:
@@ -442,9 +449,10 @@ def test_language_classes_equal_moore_rounds_over_every_state() -> None:
     for a, b in zip(dfas, dfas[1:] + dfas[:1]):
         stacked = np.concatenate([a.trans, np.where(b.trans >= 0, b.trans + a.n_states, -1).astype(np.int32)])
         want = _moore_by_numpy(stacked, np.concatenate([a.accepting, b.accepting]), 10_000)
-        for cap in (-1, 3, 40):
+        for cap in (0, 3, 40, a.n_states + b.n_states):
             got = joint_classes(a.runs, a.accepting, b.runs, b.accepting, cap)
-            assert canonical(got) == want[-1 if cap < 0 else min(cap, len(want) - 1)]
+            for r in range(cap + 1):
+                assert canonical(got[min(r, len(got) - 1)]) == want[min(r, len(want) - 1)], (cap, r)
             checked += 1
     assert isinstance(dfas[0], ByteDFA) and checked > 300
 

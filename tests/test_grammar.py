@@ -451,7 +451,7 @@ def test_language_classes_equal_moore_rounds_over_every_state() -> None:
         want = _moore_by_numpy(stacked, np.concatenate([a.accepting, b.accepting]), 10_000)
         for cap in (0, 3, 40, a.n_states + b.n_states):
             got = joint_classes(a.runs, a.accepting, b.runs, b.accepting, cap)
-            for r in range(cap + 1):
+            for r in range(min(cap, max(len(got), len(want)) - 1) + 1):  # later rows repeat the last ones
                 assert canonical(got[min(r, len(got) - 1)]) == want[min(r, len(want) - 1)], (cap, r)
             checked += 1
     assert isinstance(dfas[0], ByteDFA) and checked > 300
@@ -1169,8 +1169,9 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     the identifier is walked once, kept by content, and each set's other terminals walked on their own
     (``GrammarAutomaton._split_cross``); after an ignored lexeme (a comment in the same token as the
     whitespace) every expected terminal may follow, the identifier too. A second grammar that numbers its
-    terminals otherwise reuses the identifier's parts. The masks equal advancing every token of the vocabulary
-    at every position."""
+    terminals otherwise reuses the identifier's parts. Every mask that computed or looked up a part equals
+    advancing every token of the vocabulary (the other positions' masks are other tests' business: checking
+    them all took 89 s of CI)."""
     from constrain import grammar_automaton as ga
 
     split = ga.GrammarAutomaton._split_cross
@@ -1194,9 +1195,23 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     comp = compiler("smollm2")
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every crossing computed here
     tok = comp.tokenizer
+    checked = [0]
+
+    def walk_parts(c: constrain.CompiledConstraint, text: str) -> None:
+        ids = tok.encode(text, add_special_tokens=False)
+        bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+        m = c.matcher()
+        for k, t in enumerate(ids):
+            before = (len(done), len(reused))
+            m.fill_bitmask(bm, 0)
+            if (len(done), len(reused)) != before:
+                assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+                checked[0] += 1
+            assert m.advance(t)
+
     first = fresh.lark(_PARTS_GRAMMAR)
     for text in ["let x = foo + 12; print  bar ;", "f(1, y); #c\nprint (zz)+ n;\n"]:
-        walk_checking_masks(first, tok, tok.encode(text, add_special_tokens=False))
+        walk_parts(first, text)
     assert len({names for names in done if "NAME" in names}) >= 2  # sets with the identifier, in parts
     assert not all(reused) and any(reused)
     # the same identifier and whitespace among other terminals: numbered otherwise, its parts reused
@@ -1205,8 +1220,8 @@ def test_crossings_into_identifiers_are_computed_in_parts(monkeypatch: pytest.Mo
     assert names_first.index("NAME") != names_other.index("NAME")
     reused.clear()
     for text in ["var  x = 1; print  bar ;", "var * = 2; f(1, y); #c\nprint (zz)+ n;\n"]:
-        walk_checking_masks(other, tok, tok.encode(text, add_special_tokens=False))
-    assert any(reused)
+        walk_parts(other, text)
+    assert any(reused) and checked[0] >= 10, checked
 
 
 _OPERATORS_GRAMMAR = r"""start: stmt+

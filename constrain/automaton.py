@@ -54,6 +54,11 @@ class TokenAutomaton(ABC):
     def step(self, state: int, token: int) -> int:
         """The state after text token ``token``, or -1 if it is not allowed."""
 
+    def steps_allowed(self, state: int, tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether each text token of ``tokens`` may follow ``state``, each checked by :meth:`step`
+        (automata with a cheaper batch form override this)."""
+        return np.fromiter((self.step(state, int(t)) >= 0 for t in tokens), np.bool_, len(tokens))
+
     @abstractmethod
     def is_accepting(self, state: int) -> bool:
         """The text that led to ``state`` is in the language."""

@@ -58,6 +58,7 @@ from constrain.grammar_walk import (
     walk_buffer_size,
     walk_bytes,
     walk_jobs,
+    walk_tokens_ok,
 )
 from constrain.observed_masks import LOG_CAPACITY, MATCH, MISS, ObservedMasks, observation, replay
 from constrain.trie import TokenTrie
@@ -721,6 +722,35 @@ class GrammarAutomaton(TokenAutomaton):
         if out_c.shape[0] == 0:
             return -1
         return self._intern(out_c, out_g)
+
+    def steps_allowed(self, state: int, tokens: I64) -> npt.NDArray[np.bool_]:
+        """Whether each token may follow ``state``, each by walking its bytes as :meth:`step` does, in one
+        numba call for all of them (no state is interned: nothing is kept)."""
+        tokens = np.asarray(tokens, np.int64)
+        ok = np.zeros(len(tokens), np.bool_)
+        inside = (tokens >= 0) & (tokens < len(self.vocab.token_bytes))
+        todo = np.ascontiguousarray(tokens[inside])
+        got = np.zeros(len(todo), np.bool_)
+        data, offsets = self.vocab.packed_bytes
+        cols, gs = self._states[state]
+        cap = max(self._cap, 2 * len(cols))
+        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
+        k = 0
+        write = self.parser.lock.acquire(blocking=False)
+        try:
+            while k < len(todo):
+                k = int(walk_tokens_ok(cols, gs, todo, data, offsets, k, *self._walk_args(write),  # type: ignore[call-arg]
+                                       cap, misses, nmiss, got))
+                if nmiss[0] < 0:
+                    nmiss[0] = 0
+                    cap = self._grow(cap)
+                else:
+                    self._fill_misses(misses, nmiss)
+        finally:
+            if write:
+                self.parser.lock.release()
+        ok[inside] = got
+        return ok
 
     # ------------------------------------------------------------------ masks
     def mask(self, state: int) -> U32:

@@ -91,6 +91,28 @@ def walk_bytes(init_c, init_g, data, gtrans, gacc, gterm, tignore, n_terms1, pke
 
 
 @numba.njit(cache=True, nogil=True)
+def walk_tokens_ok(init_c, init_g, tokens, data, offsets, k0, gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
+                   col_eid, eid_start, eid_gs, term_start, ign_starts, P, write, cap, misses, nmiss, ok):  # type: ignore[no-untyped-def]
+    """``ok[k]``: whether threads ``(init_c, init_g)`` survive the bytes of token ``tokens[k]``
+    (``data[offsets[t]:offsets[t + 1]]``; a token without bytes does not), each by :func:`walk_bytes`, for
+    ``k`` from ``k0``. Returns the first ``k`` left undecided, with ``nmiss`` as :func:`walk_bytes` leaves
+    it (parser steps missing, or ``cap`` too small), else ``len(tokens)``: one call answers a whole
+    vocabulary (a call per token cost more in argument passing than in walking)."""
+    for k in range(k0, tokens.shape[0]):
+        t = tokens[k]
+        lo, hi = offsets[t], offsets[t + 1]
+        if hi == lo:
+            ok[k] = False
+            continue
+        out_c, _ = walk_bytes(init_c, init_g, data[lo:hi], gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals,
+                              col_eid, eid_start, eid_gs, term_start, ign_starts, P, write, cap, misses, nmiss)
+        if nmiss[0] != 0:
+            return k
+        ok[k] = out_c.shape[0] > 0
+    return tokens.shape[0]
+
+
+@numba.njit(cache=True, nogil=True)
 def _walk_subtree(init_c, init_g, start, node_byte, node_depth, subtree_end, token_start, node_tokens,
                   gtrans, gacc, gterm, tignore, n_terms1, pkeys, pvals, col_eid, eid_start, eid_gs,
                   term_start, ign_starts, P, write, out, room, buf_c, buf_g, buf_a, seg, misses, nmiss):  # type: ignore[no-untyped-def]

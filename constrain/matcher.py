@@ -125,6 +125,21 @@ class Matcher:
             return self._auto.is_accepting(self._state)
         return self._auto.step(self._state, token_id) >= 0
 
+    def allows_each(self, token_ids: Iterable[int] | None = None) -> npt.NDArray[np.bool_]:
+        """:meth:`allows` for each of ``token_ids`` (None: every id of the vocabulary), checked by advancing
+        each token, not read from the mask: the reference masks are tested against, batched where the
+        automaton can (a grammar walks a whole vocabulary in one call)."""
+        auto = self._auto
+        ids = np.arange(auto.vocab_size, dtype=np.int64) if token_ids is None else \
+            np.fromiter((int(t) for t in token_ids), np.int64)
+        eos = np.isin(ids, np.fromiter(auto.eos_set, np.int64, len(auto.eos_set)))
+        if self._eos_done:
+            return eos
+        out = np.zeros(len(ids), np.bool_)
+        out[eos] = auto.is_accepting(self._state)
+        out[~eos] = auto.steps_allowed(self._state, ids[~eos])
+        return out
+
     # ------------------------------------------------------------------ moves
     def advance(self, token_id: int) -> bool:
         """Consume one token; False (state unchanged) if it is not allowed."""

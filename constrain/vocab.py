@@ -81,6 +81,15 @@ class Vocabulary:
         return np.array([i for i, b in enumerate(self.token_bytes) if b], dtype=np.int64)
 
     @cached_property
+    def packed_bytes(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Every token's bytes end to end, and offsets: token ``i`` is ``data[offsets[i]:offsets[i + 1]]``
+        (the form numba code reads the vocabulary in)."""
+        data = np.frombuffer(b"".join(self.token_bytes), dtype=np.uint8)
+        offsets = np.zeros(len(self.token_bytes) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in self.token_bytes], out=offsets[1:])
+        return data, offsets
+
+    @cached_property
     def byte_alphabet(self) -> npt.NDArray[np.bool_]:
         """``byte_alphabet[b]``: some token contains byte ``b``. Other bytes can never be generated.
 

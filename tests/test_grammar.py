@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 import numpy as np
@@ -599,9 +600,9 @@ def test_whitespace_runs_do_not_grow_the_parser() -> None:
 ])
 def test_linear_recursive_rules_become_terminals_with_the_same_language(text: str) -> None:
     """Right- and left-linear groups of rules are solved into regexes (Arden's rule); the inlined grammar
-    accepts exactly the strings the grammar as written does, up to length 6."""
-    import itertools
-
+    accepts exactly the strings the grammar as written does, up to length 6 (every string over the
+    grammar's characters, byte by byte from both start states: a prefix both reject is not extended, as
+    every string below it is rejected by both)."""
     from constrain.gbnf import _Converter, _Parser, inline_regular_rules
 
     parser = _Parser(text)
@@ -610,14 +611,21 @@ def test_linear_recursive_rules_become_terminals_with_the_same_language(text: st
     assert len(inlined.rules) < len(raw.rules) or "p ::=" in text
     comp = compiler("smollm2")
     a, b = comp.grammar(raw), comp.grammar(inlined)
-    alphabet = sorted({ch for ch in text.split("::=", 1)[1] if ch in "[]() \txyzwabcde"})
+    alphabet = sorted({ch.encode() for ch in text.split("::=", 1)[1] if ch in "[]() \txyzwabcde"})
+    ua, ub = a.automaton, b.automaton
     checked = 0
-    for n in range(7):
-        for chars in itertools.product(alphabet, repeat=n):
-            s = "".join(chars)
-            expected = a.matcher().accepts_text(s)
-            assert b.matcher().accepts_text(s) == expected, s
-            checked += expected
+    todo = [(b"", ua.initial_state, ub.initial_state)]
+    while todo:
+        s, sa, sb = todo.pop()
+        expected = sa >= 0 and ua.is_accepting(sa)
+        assert (sb >= 0 and ub.is_accepting(sb)) == expected, s
+        checked += expected
+        if len(s) < 6:
+            for ch in alphabet:
+                na = ua.step_bytes(sa, ch) if sa >= 0 else -1
+                nb = ub.step_bytes(sb, ch) if sb >= 0 else -1
+                if na >= 0 or nb >= 0:
+                    todo.append((s + ch, na, nb))
     assert checked >= 3
 
 
@@ -641,7 +649,7 @@ def test_adjacent_regular_symbols_become_one_lexeme() -> None:
             assert m.advance(t)
         m.fill_bitmask(bm, 0)
         allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist())
-        advancing = {t for t in range(c.vocab_size) if m.fork().advance(t)}
+        advancing = set(np.flatnonzero(m.allows_each()).tolist())
         assert allowed == advancing
     nested = gbnf_to_grammar('root ::= "(" p ")" | w "!"\nw ::= [a-z]+\np ::= "(" p ")" | w')
     shapes = sorted(tuple(type(x).__name__ for x in r.rhs) for r in nested.rules)
@@ -786,7 +794,63 @@ def assert_mask_equals_advance(c: constrain.CompiledConstraint, m: constrain.Mat
     """The mask just filled into ``bm`` allows exactly the tokens ``m`` can advance by (end of sequence aside)."""
     eos = set(c.vocab.eos_token_ids)
     allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - eos
-    assert allowed == {u for u in range(c.vocab_size) if u not in eos and m.allows(u)}, where
+    assert allowed == set(np.flatnonzero(m.allows_each()).tolist()) - eos, where
+
+
+class _LockNeverFree:
+    """A parser lock that a non-blocking acquire never gets: walks then report the parser steps they lack
+    (the path taken while another thread holds the lock) instead of computing them."""
+
+    def __init__(self) -> None:
+        self._inner = threading.RLock()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return self._inner.acquire() if blocking else False
+
+    def release(self) -> None:
+        self._inner.release()
+
+    def __enter__(self) -> _LockNeverFree:
+        self._inner.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.release()
+
+
+@pytest.mark.parametrize("lock_free", [True, False])
+def test_allows_each_equals_advancing_each_token(lock_free: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Matcher.allows_each`` (one batched walk, the reference the mask tests use) answers as advancing
+    each token does, on a fresh SQL grammar (parser steps computed on the way, or reported as missing
+    and computed between calls), for the tokens the mask allows, random others, EOS and ids outside the
+    vocabulary; after EOS only EOS; and on a regex, through the per-token default."""
+    from constrain import grammars
+
+    comp = compiler("smollm2")
+    tok = comp.tokenizer
+    c = constrain.Compiler(vocab=comp.vocab).lark(grammars.load("sql"))
+    if not lock_free:
+        monkeypatch.setattr(c.automaton.parser, "lock", _LockNeverFree())
+    rng = random.Random(7)
+    eos = list(c.vocab.eos_token_ids)
+    m = c.matcher()
+    ids = tok.encode("SELECT name , count(*) FROM singer WHERE age > 20", add_special_tokens=False)
+    for k, t in enumerate(ids):
+        if k % 3 == 0:
+            sample = sorted(set(m.allowed_tokens().tolist()) | set(rng.sample(range(c.vocab_size), 1500)))
+            sample += [*eos, -1, c.vocab_size]
+            got = m.allows_each(sample).tolist()  # first: the parser steps it needs are not known yet
+            assert got == [m.fork().advance(u) for u in sample], tok.decode(ids[:k])
+        assert m.advance(t)
+    assert m.accepting
+    every = m.allows_each()
+    assert every.shape == (c.vocab_size,) and all(every[e] for e in eos)
+    assert m.advance(eos[0])
+    assert np.flatnonzero(m.allows_each()).tolist() == sorted(eos)
+    r = comp.regex(r"[0-9]{2,3}").matcher()
+    assert r.advance(tok.encode("4", add_special_tokens=False)[0])
+    sample = list(range(0, c.vocab_size, 7)) + eos
+    assert r.allows_each(sample).tolist() == [r.fork().advance(u) for u in sample]
 
 
 def walk_checking_masks(c: constrain.CompiledConstraint, tok: Any, ids: list[int],

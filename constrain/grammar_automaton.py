@@ -830,7 +830,7 @@ class GrammarAutomaton(TokenAutomaton):
                 if len(self._advanced) < _MAX_ADVANCED:
                     c, t = questions[i]
                     self._advanced[c * n1 + t] = v
-        if log is not None:
+        if log is not None and log.capacity:  # (not _NO_LOG: it has no room)
             for (c, t), v in zip(questions, out):
                 if not self._tignore_list[t]:
                     log.put(c * n1 + t, v)

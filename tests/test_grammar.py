@@ -1447,3 +1447,23 @@ NAME: /[a-z]+/
     texts.append("select \t a,b\t \tfrom  c;")  # in each of these languages
     for text in texts:
         walk_checking_masks(c, tok, tok.encode(text, add_special_tokens=False))
+
+
+def test_states_of_large_dfas_are_keyed_by_table_and_state() -> None:
+    """A lexer state that reaches more than ``_WHOLE_KEY_STATES`` states and whose language cut at the
+    trie's depth is too large to hash (the start of a hostname string) is keyed by its DFA's content and
+    its number, not by hashing its whole language: equal tables give equal keys, other states other keys,
+    and the masks of a schema with it equal advancing each token at every position."""
+    from constrain.fsm import ByteDFA
+    from constrain.grammar_automaton import lex_key
+
+    comp = compiler("smollm2")
+    c = constrain.Compiler(vocab=comp.vocab).json_schema({"type": "string", "format": "hostname"})
+    dfa = max(c.automaton.tables.term_dfas, key=lambda d: d.n_states)
+    depth = c.automaton.trie.max_depth
+    key = lex_key(dfa, 0, depth)
+    assert key[0] == -1, (dfa.n_states, key)
+    assert lex_key(ByteDFA(dfa.trans.copy(), dfa.accepting.copy()), 0, depth) == key
+    assert len({lex_key(dfa, s, depth) for s in range(0, dfa.n_states, 97)}) == len(range(0, dfa.n_states, 97))
+    tok = comp.tokenizer
+    walk_checking_masks(c, tok, tok.encode('"api.example-1.com"', add_special_tokens=False))

@@ -1449,11 +1449,12 @@ NAME: /[a-z]+/
         walk_checking_masks(c, tok, tok.encode(text, add_special_tokens=False))
 
 
-def test_states_of_large_dfas_are_keyed_by_table_and_state() -> None:
+def test_lexer_states_keyed_without_hashing_their_language() -> None:
     """A lexer state that reaches more than ``_WHOLE_KEY_STATES`` states and whose language cut at the
     trie's depth is too large to hash (the start of a hostname string) is keyed by its DFA's content and
     its number, not by hashing its whole language: equal tables give equal keys, other states other keys,
-    and the masks of a schema with it equal advancing each token at every position."""
+    and the masks of a schema with it equal advancing each token at every position. A literal's states
+    are keyed by the rest of the literal."""
     from constrain.fsm import ByteDFA
     from constrain.grammar_automaton import lex_key
 
@@ -1467,3 +1468,9 @@ def test_states_of_large_dfas_are_keyed_by_table_and_state() -> None:
     assert len({lex_key(dfa, s, depth) for s in range(0, dfa.n_states, 97)}) == len(range(0, dfa.n_states, 97))
     tok = comp.tokenizer
     walk_checking_masks(c, tok, tok.encode('"api.example-1.com"', add_special_tokens=False))
+    # a literal's states are keyed by the rest of the literal: equal rests of two literals, equal keys
+    from constrain.fsm import literal_dfa
+
+    name, time = literal_dfa(b'"name":'), literal_dfa(b'"time":')
+    assert lex_key(name, 3, depth) == lex_key(time, 3, depth) == lex_key(literal_dfa(b'me":'), 0, depth)
+    assert len({lex_key(name, k, depth) for k in range(8)} | {lex_key(time, 1, depth)}) == 9

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from constrain.bitmask import bitmask_words
+from constrain.bitmask import bitmask_to_ids, bitmask_words
 from constrain.vocab import Vocabulary
 
 
@@ -60,3 +60,24 @@ def lark_accepts(parser: Any, text: str) -> bool:
     except lark.exceptions.LarkError:
         return False
     return True
+
+
+def assert_mask_equals_advance(c: Any, m: Any, bm: np.ndarray, where: str) -> None:
+    """The mask just filled into ``bm`` allows exactly the tokens ``m`` can advance by (end of sequence aside)."""
+    eos = set(c.vocab.eos_token_ids)
+    allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - eos
+    assert allowed == set(np.flatnonzero(m.allows_each()).tolist()) - eos, where
+
+
+def walk_checking_masks(c: Any, tok: Any, ids: list[int],
+                        at: tuple[int, ...] | None = None) -> Any:
+    """Walk ``ids``, filling the mask before each token; at the positions ``at`` (every one if None) the mask
+    must equal advancing. Returns the matcher after the last token."""
+    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
+    m = c.matcher()
+    for k, t in enumerate(ids):
+        m.fill_bitmask(bm, 0)
+        if at is None or k in at:
+            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
+        assert m.advance(t)
+    return m

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from conftest import compiler
-from helpers import lark_accepts, random_tokenization, walk
+from helpers import assert_mask_equals_advance, lark_accepts, random_tokenization, walk, walk_checking_masks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -789,14 +789,6 @@ def test_prediction_closures_match_their_definition(bodies: list[list[list[str]]
         assert {j for j in range(n_nt) if int(row[j >> 6]) >> (j & 63) & 1} == reach[i]
 
 
-def assert_mask_equals_advance(c: constrain.CompiledConstraint, m: constrain.Matcher, bm: np.ndarray,
-                               where: str) -> None:
-    """The mask just filled into ``bm`` allows exactly the tokens ``m`` can advance by (end of sequence aside)."""
-    eos = set(c.vocab.eos_token_ids)
-    allowed = set(bitmask_to_ids(bm[0], c.vocab_size).tolist()) - eos
-    assert allowed == set(np.flatnonzero(m.allows_each()).tolist()) - eos, where
-
-
 class _LockNeverFree:
     """A parser lock that a non-blocking acquire never gets: walks then report the parser steps they lack
     (the path taken while another thread holds the lock) instead of computing them."""
@@ -851,20 +843,6 @@ def test_allows_each_equals_advancing_each_token(lock_free: bool, monkeypatch: p
     assert r.advance(tok.encode("4", add_special_tokens=False)[0])
     sample = list(range(0, c.vocab_size, 7)) + eos
     assert r.allows_each(sample).tolist() == [r.fork().advance(u) for u in sample]
-
-
-def walk_checking_masks(c: constrain.CompiledConstraint, tok: Any, ids: list[int],
-                        at: tuple[int, ...] | None = None) -> constrain.Matcher:
-    """Walk ``ids``, filling the mask before each token; at the positions ``at`` (every one if None) the mask
-    must equal advancing. Returns the matcher after the last token."""
-    bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
-    m = c.matcher()
-    for k, t in enumerate(ids):
-        m.fill_bitmask(bm, 0)
-        if at is None or k in at:
-            assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
-        assert m.advance(t)
-    return m
 
 
 def _follow_by_sweeps(tables: Any) -> npt.NDArray[np.bool_]:

@@ -19,10 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import DATA, compiler
-from helpers import lark_accepts, random_tokenization, walk
+from helpers import assert_mask_equals_advance, lark_accepts, random_tokenization, walk, walk_checking_masks
 
+from constrain.bitmask import bitmask_words
 from constrain.errors import ConstraintError
 from constrain.gbnf import gbnf_to_grammar
 from constrain.grammar_sampler import sample_strings
@@ -103,6 +105,17 @@ def _check_grammar(kind: str, path: Path, n_samples: int, n_mutations: int, n_wa
         assert ok, f"{path.name}: sampled {s!r} rejected at token {k}"
         ok, k = walk(compiled, random_tokenization(comp.vocab, s.encode(), rng))
         assert ok, f"{path.name}: sampled {s!r} (random tokenization) rejected at token {k}"
+    if strings[:n_walks]:
+        # exact masks, not only the next token's bit: at the start, middle and end of the longest walked
+        # string, the mask allows exactly the tokens that advance (each token of the vocabulary advanced)
+        s = max(strings[:n_walks], key=len)
+        ids = tok.encode(s, add_special_tokens=False)
+        if comp.vocab.decode_bytes(ids) != s.encode():
+            ids = random_tokenization(comp.vocab, s.encode(), rng)
+        m = walk_checking_masks(compiled, tok, ids, at=(0, len(ids) // 2))
+        bm = np.zeros((1, bitmask_words(compiled.vocab_size)), np.int32)
+        m.fill_bitmask(bm, 0)
+        assert_mask_equals_advance(compiled, m, bm, f"{path.name}: after {s!r}")
     ref = _reference(ref_text, _import_folder(path) if kind == "lark" else None)
     short = [s for s in strings if len(s) <= 80][:n_mutations]
     for s in short:

@@ -2,7 +2,8 @@
 forms (bounded whitespace, indentation, any order), pydantic models, ``strict=False`` and generation.
 
 Every walk checks at each step that the mask bit and ``advance`` agree, and the EOS bit at the end
-(``helpers.walk``). The suite part is the claim of the README: for every schema we compile, every valid
+(``helpers.walk``); in every 10th group of the suite, one mask is compared whole with advancing each token
+of the vocabulary. The suite part is the claim of the README: for every schema we compile, every valid
 instance is accepted and every invalid one rejected, except the few documented format gaps below."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import DATA, compiler
-from helpers import random_tokenization, walk
+from helpers import random_tokenization, walk, walk_checking_masks
 from test_json_schema_support import dumps_compact, loads_exact
 
 from constrain.bitmask import bitmask_words
@@ -63,6 +64,11 @@ def _files(draft: str, optional: bool) -> list[str]:
     return sorted(os.path.relpath(f, base) for f in files)
 
 
+EXACT_EVERY = 10
+"""In every 10th group, the first valid instance accepted has its mask compared whole with advancing each
+token of the vocabulary halfway through (about half a second each with Llama 3's 128k tokens)."""
+
+
 def _run_suite(draft: str, optional: bool) -> tuple[int, int, list[str]]:
     """(groups, groups compiled, problems) over one draft's required or optional files, llama3 tokens."""
     comp = compiler("llama3")
@@ -85,6 +91,7 @@ def _run_suite(draft: str, optional: bool) -> tuple[int, int, list[str]]:
             except SchemaError:
                 continue
             compiled += 1
+            exact_left = True
             for t in gd["tests"]:
                 instance = dumps_compact(t["data"])
                 ok, _ = walk(c, comp.tokenizer.encode(instance, add_special_tokens=False))
@@ -99,6 +106,14 @@ def _run_suite(draft: str, optional: bool) -> tuple[int, int, list[str]]:
                     ids = random_tokenization(comp.vocab, instance.encode(), rng)
                     if not walk(c, ids)[0]:
                         problems.append(f"valid rejected under a random tokenization: {where}")
+                    if exact_left and groups % EXACT_EVERY == 0:
+                        # the whole mask, not only the next token's bit, halfway through the instance
+                        exact_left = False
+                        ids = comp.tokenizer.encode(instance, add_special_tokens=False)
+                        try:
+                            walk_checking_masks(c, comp.tokenizer, ids, at=(len(ids) // 2,))
+                        except AssertionError as e:
+                            problems.append(f"mask differs from advancing each token: {where}: {e}")
     return groups, compiled, problems
 
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 from conftest import compiler, tokenizer
-from helpers import random_tokenization, walk
+from helpers import assert_mask_equals_advance, random_tokenization, walk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_regex import SUPPORTED, mutations, re_fullmatch
@@ -91,16 +91,19 @@ def test_mistral(pattern: str, data: st.DataObject) -> None:
 @pytest.mark.parametrize("name", ["smollm2", "mistral"])
 @pytest.mark.parametrize("pattern", SUPPORTED[::3])
 def test_random_walks_end_in_the_language(name: str, pattern: str) -> None:
-    """Sound: any path through the masks stays completable, and every text ended by EOS matches."""
+    """Sound: any path through the masks stays completable, and every text ended by EOS matches. Exact: on
+    the first path, the first and third masks allow exactly the tokens that advance."""
     c = compiler(name).regex(pattern)
     eos = c.vocab.eos_token_ids[0]
     rng = np.random.default_rng(abs(hash(pattern)) % 2**32)
     bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
-    for _ in range(5):
+    for path in range(5):
         m = c.matcher()
         ids: list[int] = []
-        for _step in range(40):
+        for step in range(40):
             m.fill_bitmask(bm, 0)
+            if path == 0 and step in (0, 2):
+                assert_mask_equals_advance(c, m, bm, f"{pattern!r} after {c.vocab.decode_bytes(ids)!r}")
             allowed = bitmask_to_ids(bm[0], c.vocab_size)
             assert allowed.size, f"dead end after {c.vocab.decode_bytes(ids)!r}"
             if eos in allowed and (rng.random() < 0.3 or allowed.size == 1):

@@ -1388,6 +1388,12 @@ def literal_dfa(data: bytes) -> ByteDFA:
     return ByteDFA(*_chain_table(data), _key=f"lit:{data.hex()}")
 
 
+def literal_of(dfa: ByteDFA) -> bytes | None:
+    """The bytes a :func:`literal_dfa` DFA spells (state ``k`` reads ``data[k:]``), None for any other DFA."""
+    key = dfa._key
+    return bytes.fromhex(key[4:]) if key is not None and key.startswith("lit:") else None
+
+
 def compile_node(node: Node) -> ByteDFA:
     """A trimmed, minimal byte DFA for a code-point regex tree (UTF-8 encoded strings)."""
     text = _literal_text(node)

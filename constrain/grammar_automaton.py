@@ -24,6 +24,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,6 +39,7 @@ from constrain.fsm import (
     joint_classes,
     length_classes,
     literal_dfa,
+    literal_of,
     state_prefix_key,
 )
 from constrain.grammar_tables import GrammarTables, follow_bytes
@@ -412,9 +414,10 @@ def lex_key(dfa: ByteDFA, state: int, depth: int) -> LexKey:
     (Hashing the whole language there cost 0.7 ms at the median over MaskBench, 10 ms for a 34,000-state
     pattern DFA, on top of 0.35 ms for the two attempts before it, and more than most walks it keys: such
     DFAs are a schema's own patterns and formats, the same table wherever they recur.)"""
-    if dfa.key.startswith("lit:"):  # a literal's chain (fsm.literal_dfa): the rest of the literal is the language
-        rest = bytes.fromhex(dfa.key[4 + 2 * state :])
-        return (-2, int.from_bytes(hashlib.blake2b(rest, digest_size=8).digest(), "little"), len(rest))
+    literal = literal_of(dfa)
+    if literal is not None:  # a literal's chain: the rest of the literal is the language
+        rest = literal[state:]
+        return (-2, _digest64(rest), len(rest))
     trans, accepting = dfa.trans, dfa.accepting
     h1, h2, n = bounded_language_key(trans, accepting, state, _WHOLE_KEY_STATES)
     if n <= _WHOLE_KEY_STATES:
@@ -422,7 +425,12 @@ def lex_key(dfa: ByteDFA, state: int, depth: int) -> LexKey:
     h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
     if ok:
         return (depth, int(h1), int(h2))
-    return (-1, int.from_bytes(hashlib.blake2b(dfa.key.encode(), digest_size=8).digest(), "little"), state)
+    return (-1, _digest64(dfa.key.encode()), state)
+
+
+def _digest64(data: bytes) -> int:
+    """A 64-bit digest of ``data``, the same in every process (``hash`` is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def _joined(parts: list[I64]) -> I64:
@@ -711,24 +719,30 @@ class GrammarAutomaton(TokenAutomaton):
             self._steps[key] = nxt
         return nxt
 
-    def step_bytes(self, state: int, data: bytes) -> int:
-        cols, gs = self._states[state]
-        arr = np.frombuffer(data, dtype=np.uint8)
-        cap = max(self._cap, 2 * len(cols))
+    def _byte_walk(self, n_threads: int, walk: Callable[[tuple[Any, ...], int, I64, I64], Any]) -> Any:
+        """``walk(walk_args, cap, misses, nmiss)`` (a :func:`walk_bytes`-like call from ``n_threads``
+        threads) run until it neither lacked parser steps (computed here between runs) nor room (``cap``
+        grown); its last result."""
+        cap = max(self._cap, 2 * n_threads)
         misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
         write = self.parser.lock.acquire(blocking=False)
         try:
             while True:
-                out_c, out_g = walk_bytes(cols, gs, arr, *self._walk_args(write), cap, misses,  # type: ignore[call-arg]
-                                          nmiss)
+                out = walk(self._walk_args(write), cap, misses, nmiss)
                 if nmiss[0] < 0:
                     nmiss[0] = 0
                     cap = self._grow(cap)
                 elif not self._fill_misses(misses, nmiss):
-                    break
+                    return out
         finally:
             if write:
                 self.parser.lock.release()
+
+    def step_bytes(self, state: int, data: bytes) -> int:
+        cols, gs = self._states[state]
+        arr = np.frombuffer(data, dtype=np.uint8)
+        out_c, out_g = self._byte_walk(len(cols), lambda args, cap, misses, nmiss: walk_bytes(  # type: ignore[call-arg]
+            cols, gs, arr, *args, cap, misses, nmiss))
         if out_c.shape[0] == 0:
             return -1
         return self._intern(out_c, out_g)
@@ -743,22 +757,13 @@ class GrammarAutomaton(TokenAutomaton):
         got = np.zeros(len(todo), np.bool_)
         data, offsets = self.vocab.packed_bytes
         cols, gs = self._states[state]
-        cap = max(self._cap, 2 * len(cols))
-        misses, nmiss = np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64)
-        k = 0
-        write = self.parser.lock.acquire(blocking=False)
-        try:
-            while k < len(todo):
-                k = int(walk_tokens_ok(cols, gs, todo, data, offsets, k, *self._walk_args(write),  # type: ignore[call-arg]
-                                       cap, misses, nmiss, got))
-                if nmiss[0] < 0:
-                    nmiss[0] = 0
-                    cap = self._grow(cap)
-                else:
-                    self._fill_misses(misses, nmiss)
-        finally:
-            if write:
-                self.parser.lock.release()
+        k = 0  # tokens decided so far: a run that stopped at a token resumes there
+
+        def walk(args: tuple[Any, ...], cap: int, misses: I64, nmiss: I64) -> None:
+            nonlocal k
+            k = int(walk_tokens_ok(cols, gs, todo, data, offsets, k, *args, cap, misses, nmiss, got))  # type: ignore[call-arg]
+
+        self._byte_walk(len(cols), walk)
         ok[inside] = got
         return ok
 

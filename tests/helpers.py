@@ -71,8 +71,9 @@ def assert_mask_equals_advance(c: Any, m: Any, bm: np.ndarray, where: str) -> No
 
 def walk_checking_masks(c: Any, tok: Any, ids: list[int],
                         at: tuple[int, ...] | None = None) -> Any:
-    """Walk ``ids``, filling the mask before each token; at the positions ``at`` (every one if None) the mask
-    must equal advancing. Returns the matcher after the last token."""
+    """Walk ``ids``, filling the mask before each token; at the positions ``at`` (every one before a token if
+    None; ``len(ids)``, after the last token, only if listed) the mask must equal advancing. Returns the
+    matcher after the last token."""
     bm = np.zeros((1, bitmask_words(c.vocab_size)), np.int32)
     m = c.matcher()
     for k, t in enumerate(ids):
@@ -80,4 +81,7 @@ def walk_checking_masks(c: Any, tok: Any, ids: list[int],
         if at is None or k in at:
             assert_mask_equals_advance(c, m, bm, tok.decode(ids[:k]))
         assert m.advance(t)
+    if at is not None and len(ids) in at:
+        m.fill_bitmask(bm, 0)
+        assert_mask_equals_advance(c, m, bm, tok.decode(ids))
     return m

@@ -55,6 +55,7 @@ from constrain.grammar_walk import (
     lexeme_diff_walk,
     lexeme_digest,
     lexeme_walk,
+    literal_lexeme,
     merged_boundaries,
     spawn_lists,
     walk_buffer_size,
@@ -120,6 +121,7 @@ LexKey = tuple[int, int, int]
 whole language (:func:`fsm.bounded_language_key`) where its minimal DFA is small (hashing the cut would
 cost more than it could share), ``(-1, DFA content hash, state)`` where both would be too large to
 hash, or ``(-2, hash, length)`` of the rest of a literal (see :func:`lex_key`)."""
+_LITERAL_KEY = -2
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
 canonical order."""
@@ -236,8 +238,13 @@ class SharedMasks:
         lex = self._lexemes.get(canon)
         if lex is not None:
             return canon, lex
-        signature = _first_bytes(dfa, state) if dfa.n_states <= _MAX_DIFF_STATES else None
-        lex = self._walk(dfa, state, signature)
+        literal = literal_of(dfa) if key[0] == _LITERAL_KEY else None
+        signature: bytes | None = None
+        if literal is not None:  # a path down the trie, never a base for others (it visits too few nodes)
+            lex = _literal_lexeme(literal[state:], self.trie, self.words)
+        else:
+            signature = _first_bytes(dfa, state) if dfa.n_states <= _MAX_DIFF_STATES else None
+            lex = self._walk(dfa, state, signature)
         result = _result_hash(lex)
         with self._lock:
             if len(self._alias) > _MAX_STATE_KEYS or len(self._bases) > _MAX_BASES:
@@ -251,7 +258,7 @@ class SharedMasks:
             canon = self._by_result.setdefault(result, key)
             self._alias[key] = canon
         self._put(self._lexemes, 0, canon, lex)
-        if lex.boundaries is not None:
+        if lex.boundaries is not None and literal is None:
             self._last_of_dfa[dfa.key] = (state, canon)
         if lex.boundaries is not None and signature is not None:
             with self._lock:
@@ -417,7 +424,7 @@ def lex_key(dfa: ByteDFA, state: int, depth: int) -> LexKey:
     literal = literal_of(dfa)
     if literal is not None:  # a literal's chain: the rest of the literal is the language
         rest = literal[state:]
-        return (-2, _digest64(rest), len(rest))
+        return (_LITERAL_KEY, _digest64(rest), len(rest))
     trans, accepting = dfa.trans, dfa.accepting
     h1, h2, n = bounded_language_key(trans, accepting, state, _WHOLE_KEY_STATES)
     if n <= _WHOLE_KEY_STATES:
@@ -453,6 +460,18 @@ def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, w
                     trie.node_tokens, trie.max_depth, inside, boundaries, visited)
     inside.setflags(write=False)
     return Lexeme(inside, boundaries[:n].copy() if n >= 0 else None, int(visited[0]))
+
+
+def _literal_lexeme(rest: bytes, trie: TokenTrie, words: int) -> Lexeme:
+    """The lexeme of a literal's state with ``rest`` to read (:func:`grammar_walk.literal_lexeme`)."""
+    inside = np.zeros(words, np.uint32)
+    boundaries = np.empty(1, np.int32)
+    nb, visited = 0, 0
+    if rest:
+        nb, visited = literal_lexeme(np.frombuffer(rest, np.uint8), trie.node_key, trie.node_token, trie.subtree_end,
+                                     trie.token_start, trie.node_tokens, inside, boundaries)
+    inside.setflags(write=False)
+    return Lexeme(inside, boundaries[:nb].copy(), int(visited))
 
 
 _EPS_DFA = ByteDFA(np.full((1, 256), -1, np.int32), np.ones(1, np.bool_))
@@ -603,8 +622,10 @@ class GrammarAutomaton(TokenAutomaton):
         self._eid_sets.append(starts)
 
     def _col_eid(self, column: int) -> int:
-        self._sync_eids()
-        return self.parser.eid(column)
+        e = self.parser.eid(column)
+        if e >= len(self._eid_sets):
+            self._sync_eids()
+        return e
 
     def _advance(self, column: int, term: int) -> int:
         """Parser column after ``term`` completes at ``column`` (see :meth:`_answers`)."""
@@ -1261,6 +1282,7 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
                          trie.node_token, trie.subtree_end, trie.subtree_height, trie.token_start, trie.node_tokens,
                          trie.max_depth, inside, added, removed, 0)
     merged_boundaries(np.zeros(1, np.int32), removed[:0], added[:0])
+    _literal_lexeme(b"\x00", trie, a.words)
     dead_roots(0, one.trans, trie.node_key, trie.subtree_end, trie.max_depth, np.empty(1, np.int32))
     exit_start, exit_node = boundary_exits(np.zeros(0, np.int32), trie.node_byte, trie.subtree_end)
     derived_exits(exit_start, exit_node, removed[:0].copy(), added[:0].copy(), trie.node_byte, trie.subtree_end,

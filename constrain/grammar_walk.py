@@ -739,6 +739,36 @@ def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start
 
 
 @numba.njit(cache=True, nogil=True)
+def literal_lexeme(rest, node_key, node_token, subtree_end, token_start, node_tokens, inside, boundaries):  # type: ignore[no-untyped-def]
+    """:func:`lexeme_walk` of a literal's state that has ``rest`` (bytes, non-empty) to read: the tokens
+    along ``rest``'s path down the trie, and the node where ``rest`` ends as the one boundary if tokens go
+    on below it. Only that path is visited (its children scanned), not every node below the root the
+    literal's DFA lets through: the same result for a fraction of the cost. Returns (boundaries, visited)."""
+    node = 0
+    nb = 0
+    for depth in range(rest.shape[0]):
+        want = (np.int64(depth + 1) << 8) | np.int64(rest[depth])
+        i = node + 1
+        end = subtree_end[node]
+        while i < end and node_key[i] != want:
+            i = subtree_end[i]
+        if i >= end:
+            return nb, depth
+        node = i
+        t = node_token[i]
+        if t >= 0:
+            inside[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        elif t == -2:
+            for j in range(token_start[i], token_start[i + 1]):
+                t = node_tokens[j]
+                inside[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+    if subtree_end[node] > node + 1:
+        boundaries[0] = node
+        nb = 1
+    return nb, rest.shape[0]
+
+
+@numba.njit(cache=True, nogil=True)
 def merged_boundaries(base, removed, added):  # type: ignore[no-untyped-def]
     """``base`` without ``removed`` and with ``added``, all three ascending (:func:`lexeme_diff_walk` lists
     both in preorder). ``np.setdiff1d`` and ``np.union1d`` sort the ~65,000 boundaries of an identifier-like

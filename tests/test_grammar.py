@@ -1371,7 +1371,7 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
     fresh.lark('start: "x"')  # loads them (again, on these inputs)
     names = ["cross_walk", "cross_exits", "boundary_exits", "derived_exits", "lexeme_diff_walk", "merged_boundaries",
-             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs"]
+             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs", "literal_lexeme"]
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str) -> Any:
@@ -1452,3 +1452,37 @@ def test_lexer_states_keyed_without_hashing_their_language() -> None:
     name, time = literal_dfa(b'"name":'), literal_dfa(b'"time":')
     assert lex_key(name, 3, depth) == lex_key(time, 3, depth) == lex_key(literal_dfa(b'me":'), 0, depth)
     assert len({lex_key(name, k, depth) for k in range(8)} | {lex_key(time, 1, depth)}) == 9
+
+
+@pytest.mark.parametrize("name", ["smollm2", "llama3"])
+def test_literal_lexemes_equal_whole_walks(name: str) -> None:
+    """A literal's lexer states (every property name of a schema) get their lexemes from the path of the
+    rest of the literal down the trie, not from a walk of the DFA below the root: the same inside mask,
+    boundaries and visited count as the whole walk, for every state of property names from MaskBench-like
+    schemas, random byte strings over a small alphabet (paths that leave the trie early), multi-byte
+    UTF-8, and literals that are whole tokens with longer tokens below them."""
+    import random
+
+    from constrain.fsm import literal_dfa
+    from constrain.grammar_automaton import _lexeme, _literal_lexeme
+
+    comp = compiler(name)
+    a = constrain.Compiler(vocab=comp.vocab).json_schema({"type": "object", "properties": {"a": {"type": "string"}}})
+    trie = a.automaton.trie
+    words = a.automaton.words
+    rng = random.Random(7)
+    texts = ['"name"', '"description"', '"$schema"', '"été"', '"日本"', '""', '":', ",", "{", "\n", " the", "ing"]
+    texts += ["".join(rng.choice('ab"_ eé0Zx:{}\\') for _ in range(rng.randint(1, 14))) for _ in range(60)]
+    checked = 0
+    for text in texts:
+        data = text.encode()
+        dfa = literal_dfa(data)
+        for state in range(dfa.n_states):
+            whole = _lexeme(dfa.trans, dfa.accepting, state, trie, words)
+            path = _literal_lexeme(data[state:], trie, words)
+            assert np.array_equal(path.inside, whole.inside), (text, state)
+            assert whole.boundaries is not None and path.boundaries is not None
+            assert path.boundaries.tolist() == whole.boundaries.tolist(), (text, state)
+            assert path.visited == whole.visited, (text, state)
+            checked += 1
+    assert checked > 400

@@ -1102,15 +1102,18 @@ class GrammarAutomaton(TokenAutomaton):
         """:func:`grammar_tables.follow_bytes`, computed on first need, and each terminal's row as bytes."""
         if self._follow is None:
             follow = follow_bytes(self.tables)
-            self._follow_key = [np.packbits(row).tobytes() for row in follow]
+            self._follow_key = [row.tobytes() for row in np.packbits(follow, axis=1)]  # (one packbits: the first mask)
             self._follow = follow
         return self._follow
 
     def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_],
                       big: list[int]) -> SharedCross:
         """The crossing of ``g`` into ``spawn``, in parts where ``big`` (:meth:`_big_terms`) has terminals."""
-        if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
-            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
+        lex = self._lexeme(g)[1]
+        if not len(spawn.order) or (lex.boundaries is not None and not len(lex.boundaries)):
+            # nothing may follow the lexeme (the text's end), or no token goes on past its end (most states of
+            # a property name: no token spells the rest of the name and its quote): no token crosses it
+            return SharedCross(lex.inside, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
         if big:
             crossing = self._split_cross(g, spawn, follow_ok, big)
         else:

@@ -1486,3 +1486,29 @@ def test_literal_lexemes_equal_whole_walks(name: str) -> None:
             assert path.visited == whole.visited, (text, state)
             checked += 1
     assert checked > 400
+
+
+def test_lexemes_no_token_goes_past_cross_nothing() -> None:
+    """A lexeme with no boundary (no token goes on past its end: most states of a property name, whose rest
+    and closing quote no token spells) crosses into nothing, and its cross entry is its inside mask without
+    a walk. Masks equal advancing each token at every position of instances, tokenized as the tokenizer does
+    and at random, whose walks land inside long property names and at their ends."""
+    comp = compiler("smollm2")
+    schema = {"type": "object", "properties": {"description_of_the_thing": {"type": "string"},
+                                               "n": {"type": "integer"}, "été_à_côté": {"type": "boolean"}},
+              "required": ["description_of_the_thing"]}
+    c = constrain.Compiler(vocab=comp.vocab).json_schema(schema)
+    texts = ['{"description_of_the_thing":"x","n":12,"été_à_côté":true}', '{"description_of_the_thing":""}']
+    rng = random.Random(11)
+    for text in texts:
+        walk_checking_masks(c, comp.tokenizer, comp.tokenizer.encode(text, add_special_tokens=False))
+    walk_checking_masks(c, comp.tokenizer, random_tokenization(comp.vocab, texts[0].encode(), rng))
+    a = c.automaton
+    empty = [g for (g, _, _), entry in a._cross.items()
+             if (lex := a._lexeme(g)[1]).boundaries is not None and not len(lex.boundaries)]
+    assert empty, "no state without boundaries was crossed"
+    for g in empty:
+        entries = [entry for (h, _, _), entry in a._cross.items() if h == g]
+        for entry in entries:
+            assert entry.shared.mask is not None and np.array_equal(entry.shared.mask, a._lexeme(g)[1].inside)
+            assert not entry.terms and not len(entry.shared.first)

@@ -1060,8 +1060,14 @@ class GrammarAutomaton(TokenAutomaton):
         hit = self._cross.get(key)
         if hit is not None:
             return hit
+        lex_key, lex = self._lexeme(g)
+        if lex.boundaries is not None and not len(lex.boundaries):
+            # no token goes on past the lexeme's end (most states of a property name: no token spells the rest
+            # of the name and its quote): none crosses it, whatever may follow, so nothing is looked up or kept
+            # by what follows
+            return self._keep_cross(key, _CrossEntry(
+                SharedCross(lex.inside, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES), []))
         spawn = self._spawn_set(e, without)
-        lex_key = self._lexeme(g)[0]
         shared_key: Any = (lex_key, spawn.content)
         shared = self.shared.cross(shared_key)
         big = self._big_terms(spawn.order)
@@ -1083,10 +1089,12 @@ class GrammarAutomaton(TokenAutomaton):
                 filtered = self._shared_cross(g, spawn, follow, big)
                 self.shared.put_cross(shared_key, filtered)
             shared = filtered
-        result = _CrossEntry(shared, spawn.order[shared.term_pos].tolist())
+        return self._keep_cross(key, _CrossEntry(shared, spawn.order[shared.term_pos].tolist()))
+
+    def _keep_cross(self, key: tuple[int, int, frozenset[int]], entry: _CrossEntry) -> _CrossEntry:
         with self._write:
-            self._cross[key] = result
-        return result
+            self._cross[key] = entry
+        return entry
 
     def _spawn_set(self, e: int, without: frozenset[int]) -> _SpawnSet:
         """Expected set ``e`` as a :class:`_SpawnSet`; less ``without``, spawn lists of its own."""
@@ -1109,11 +1117,8 @@ class GrammarAutomaton(TokenAutomaton):
     def _shared_cross(self, g: int, spawn: _SpawnSet, follow_ok: npt.NDArray[np.bool_],
                       big: list[int]) -> SharedCross:
         """The crossing of ``g`` into ``spawn``, in parts where ``big`` (:meth:`_big_terms`) has terminals."""
-        lex = self._lexeme(g)[1]
-        if not len(spawn.order) or (lex.boundaries is not None and not len(lex.boundaries)):
-            # nothing may follow the lexeme (the text's end), or no token goes on past its end (most states of
-            # a property name: no token spells the rest of the name and its quote): no token crosses it
-            return SharedCross(lex.inside, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
+        if not len(spawn.order):  # nothing may follow the lexeme (the text's end): no token crosses it
+            return SharedCross(self._inside(g), _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES)
         if big:
             crossing = self._split_cross(g, spawn, follow_ok, big)
         else:

@@ -1461,8 +1461,6 @@ def test_literal_lexemes_equal_whole_walks(name: str) -> None:
     boundaries and visited count as the whole walk, for every state of property names from MaskBench-like
     schemas, random byte strings over a small alphabet (paths that leave the trie early), multi-byte
     UTF-8, and literals that are whole tokens with longer tokens below them."""
-    import random
-
     from constrain.fsm import literal_dfa
     from constrain.grammar_automaton import _lexeme, _literal_lexeme
 
@@ -1504,8 +1502,7 @@ def test_lexemes_no_token_goes_past_cross_nothing() -> None:
         walk_checking_masks(c, comp.tokenizer, comp.tokenizer.encode(text, add_special_tokens=False))
     walk_checking_masks(c, comp.tokenizer, random_tokenization(comp.vocab, texts[0].encode(), rng))
     a = c.automaton
-    empty = [g for (g, _, _), entry in a._cross.items()
-             if (lex := a._lexeme(g)[1]).boundaries is not None and not len(lex.boundaries)]
+    empty = [g for g, _, _ in a._cross if (lex := a._lexeme(g)[1]).boundaries is not None and not len(lex.boundaries)]
     assert empty, "no state without boundaries was crossed"
     for g in empty:
         entries = [entry for (h, _, _), entry in a._cross.items() if h == g]

@@ -120,7 +120,9 @@ LexKey = tuple[int, int, int]
 ``depth`` bytes, the trie's depth (:func:`fsm.state_prefix_key`), or ``depth == 0`` and the hash of the
 whole language (:func:`fsm.bounded_language_key`) where its minimal DFA is small (hashing the cut would
 cost more than it could share), ``(-1, DFA content hash, state)`` where both would be too large to
-hash, or ``(-2, hash, length)`` of the rest of a literal (see :func:`lex_key`)."""
+hash (then for every state of that DFA: see :meth:`SharedMasks.state_key`), or ``(-2, hash, length)`` of
+the rest of a literal (see :func:`lex_key`)."""
+_DFA_STATE_KEY = -1
 _LITERAL_KEY = -2
 CrossKey = tuple[LexKey, tuple[tuple[str, bool], ...]]
 """A lexer state by content and the next lexemes' terminals by content (DFA hash, ignored?), in a
@@ -204,6 +206,7 @@ class SharedMasks:
         self._dead: OrderedDict[LexKey, tuple[I32 | None]] = OrderedDict()  # see dead()
         self._exits: OrderedDict[LexKey, tuple[I64, I32]] = OrderedDict()  # see exits()
         self._state_keys: OrderedDict[tuple[str, int], LexKey] = OrderedDict()  # (terminal DFA, state)
+        self._unhashed_dfas: set[str] = set()  # DFAs whose states are keyed by the DFA and the state
         self._alias: dict[LexKey, LexKey] = {}  # key -> the first key whose lexeme had the same result
         self._by_result: dict[tuple[int, int, bool], LexKey] = {}
         self._bases: dict[bytes, list[tuple[ByteDFA, int, LexKey]]] = {}  # first bytes -> recent lexemes
@@ -224,8 +227,14 @@ class SharedMasks:
         cache_key = (dfa.key, state)
         key = self._state_keys.get(cache_key)
         if key is None:
-            key = lex_key(dfa, state, self.trie.max_depth)
+            key = lex_key(dfa, state, self.trie.max_depth, dfa.key not in self._unhashed_dfas)
             with self._lock:
+                if key[0] == _DFA_STATE_KEY:
+                    # its other states' cut languages are not hashed either: each attempt cost about 0.3 ms,
+                    # and on every 20th MaskBench schema every attempt after a first failure on a DFA failed
+                    if len(self._unhashed_dfas) > _MAX_BASES:
+                        self._unhashed_dfas.clear()
+                    self._unhashed_dfas.add(dfa.key)
                 self._state_keys[cache_key] = key
                 if len(self._state_keys) > _MAX_STATE_KEYS:
                     self._state_keys.popitem(last=False)
@@ -241,11 +250,11 @@ class SharedMasks:
         literal = literal_of(dfa) if key[0] == _LITERAL_KEY else None
         signature: bytes | None = None
         if literal is not None:  # a path down the trie, never a base for others (it visits too few nodes)
-            lex = _literal_lexeme(literal[state:], self.trie, self.words)
+            lex, result = _literal_lexeme(literal[state:], self.trie, self.words)
         else:
             signature = _first_bytes(dfa, state) if dfa.n_states <= _MAX_DIFF_STATES else None
             lex = self._walk(dfa, state, signature)
-        result = _result_hash(lex)
+            result = _result_hash(lex)
         with self._lock:
             if len(self._alias) > _MAX_STATE_KEYS or len(self._bases) > _MAX_BASES:
                 # aliases, bases and guesses only save work: forget them all (bases hold their DFAs' tables)
@@ -411,13 +420,13 @@ def _result_hash(lex: Lexeme) -> tuple[int, int, bool]:
 _NO_BOUNDARIES = np.zeros(0, np.int32)
 
 
-def lex_key(dfa: ByteDFA, state: int, depth: int) -> LexKey:
+def lex_key(dfa: ByteDFA, state: int, depth: int, cut: bool = True) -> LexKey:
     """See :data:`LexKey`. Terminal DFAs are minimal, so how many states ``state`` reaches is a property of
     its language: languages of up to ``_WHOLE_KEY_STATES`` states take the whole-language hash (cheaper
     than the cut one unless the automaton is a long counter), the same from any DFA; larger ones the hash
-    of the language cut at ``depth``, and where that is too large too, the DFA's content key and the state.
-    A state of a literal's chain (every property name of a schema) is keyed by the rest of the literal,
-    without a walk of its DFA.
+    of the language cut at ``depth`` (unless ``cut`` is false), and where that is too large too, the DFA's
+    content key and the state. A state of a literal's chain (every property name of a schema) is keyed by
+    the rest of the literal, without a walk of its DFA.
     (Hashing the whole language there cost 0.7 ms at the median over MaskBench, 10 ms for a 34,000-state
     pattern DFA, on top of 0.35 ms for the two attempts before it, and more than most walks it keys: such
     DFAs are a schema's own patterns and formats, the same table wherever they recur.)"""
@@ -429,10 +438,11 @@ def lex_key(dfa: ByteDFA, state: int, depth: int) -> LexKey:
     h1, h2, n = bounded_language_key(trans, accepting, state, _WHOLE_KEY_STATES)
     if n <= _WHOLE_KEY_STATES:
         return (0, int(h1), int(h2))
-    h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
-    if ok:
-        return (depth, int(h1), int(h2))
-    return (-1, _digest64(dfa.key.encode()), state)
+    if cut:
+        h1, h2, ok = state_prefix_key(trans, accepting, state, depth, _MAX_PREFIX_PAIRS)
+        if ok:
+            return (depth, int(h1), int(h2))
+    return (_DFA_STATE_KEY, _digest64(dfa.key.encode()), state)
 
 
 def _digest64(data: bytes) -> int:
@@ -462,16 +472,19 @@ def _lexeme(gtrans: I32, gacc: npt.NDArray[np.bool_], g: int, trie: TokenTrie, w
     return Lexeme(inside, boundaries[:n].copy() if n >= 0 else None, int(visited[0]))
 
 
-def _literal_lexeme(rest: bytes, trie: TokenTrie, words: int) -> Lexeme:
-    """The lexeme of a literal's state with ``rest`` to read (:func:`grammar_walk.literal_lexeme`)."""
+def _literal_lexeme(rest: bytes, trie: TokenTrie, words: int) -> tuple[Lexeme, tuple[int, int, bool]]:
+    """The lexeme of a literal's state with ``rest`` to read (:func:`grammar_walk.literal_lexeme`), and its
+    result's key for :meth:`SharedMasks.lexeme`: the path's last node and the boundary count determine the
+    result, so they stand for it without hashing the mask (negative, apart from every digest)."""
     inside = np.zeros(words, np.uint32)
     boundaries = np.empty(1, np.int32)
-    nb, visited = 0, 0
+    nb, visited, node = 0, 0, 0
     if rest:
-        nb, visited = literal_lexeme(np.frombuffer(rest, np.uint8), trie.node_key, trie.node_token, trie.subtree_end,
-                                     trie.token_start, trie.node_tokens, inside, boundaries)
+        nb, visited, node = literal_lexeme(np.frombuffer(rest, np.uint8), trie.root_child, trie.node_key,
+                                           trie.node_token, trie.subtree_end, trie.token_start, trie.node_tokens,
+                                           inside, boundaries)
     inside.setflags(write=False)
-    return Lexeme(inside, boundaries[:nb].copy(), int(visited))
+    return Lexeme(inside, boundaries[:nb].copy(), int(visited)), (-1 - int(node), int(nb), True)
 
 
 _EPS_DFA = ByteDFA(np.full((1, 256), -1, np.int32), np.ones(1, np.bool_))

@@ -739,21 +739,29 @@ def lexeme_walk(g0, gtrans, gacc, node_key, node_token, subtree_end, token_start
 
 
 @numba.njit(cache=True, nogil=True)
-def literal_lexeme(rest, node_key, node_token, subtree_end, token_start, node_tokens, inside, boundaries):  # type: ignore[no-untyped-def]
+def literal_lexeme(rest, root_child, node_key, node_token, subtree_end, token_start, node_tokens, inside,
+                   boundaries):  # type: ignore[no-untyped-def]
     """:func:`lexeme_walk` of a literal's state that has ``rest`` (bytes, non-empty) to read: the tokens
     along ``rest``'s path down the trie, and the node where ``rest`` ends as the one boundary if tokens go
     on below it. Only that path is visited (its children scanned), not every node below the root the
-    literal's DFA lets through: the same result for a fraction of the cost. Returns (boundaries, visited)."""
+    literal's DFA lets through: the same result for a fraction of the cost. Returns (boundaries, visited,
+    the last node of the path): the tokens are those along the path to that node, so it and the boundary
+    count are the whole result. ``root_child``: the first byte's node, found without a scan."""
     node = 0
     nb = 0
     for depth in range(rest.shape[0]):
-        want = (np.int64(depth + 1) << 8) | np.int64(rest[depth])
-        i = node + 1
-        end = subtree_end[node]
-        while i < end and node_key[i] != want:
-            i = subtree_end[i]
-        if i >= end:
-            return nb, depth
+        if depth == 0:
+            i = root_child[rest[0]]
+            if i < 0:
+                return nb, 0, 0
+        else:
+            want = (np.int64(depth + 1) << 8) | np.int64(rest[depth])
+            i = node + 1
+            end = subtree_end[node]
+            while i < end and node_key[i] != want:
+                i = subtree_end[i]
+            if i >= end:
+                return nb, depth, node
         node = i
         t = node_token[i]
         if t >= 0:
@@ -765,7 +773,7 @@ def literal_lexeme(rest, node_key, node_token, subtree_end, token_start, node_to
     if subtree_end[node] > node + 1:
         boundaries[0] = node
         nb = 1
-    return nb, rest.shape[0]
+    return nb, rest.shape[0], node
 
 
 @numba.njit(cache=True, nogil=True)

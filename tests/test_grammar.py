@@ -1460,7 +1460,8 @@ def test_literal_lexemes_equal_whole_walks(name: str) -> None:
     rest of the literal down the trie, not from a walk of the DFA below the root: the same inside mask,
     boundaries and visited count as the whole walk, for every state of property names from MaskBench-like
     schemas, random byte strings over a small alphabet (paths that leave the trie early), multi-byte
-    UTF-8, and literals that are whole tokens with longer tokens below them."""
+    UTF-8, and literals that are whole tokens with longer tokens below them. The result key it comes
+    with stands for one result."""
     from constrain.fsm import literal_dfa
     from constrain.grammar_automaton import _lexeme, _literal_lexeme
 
@@ -1469,6 +1470,7 @@ def test_literal_lexemes_equal_whole_walks(name: str) -> None:
     trie = a.automaton.trie
     words = a.automaton.words
     rng = random.Random(7)
+    results: dict[tuple[int, int, bool], set[tuple[bytes, tuple[int, ...]]]] = {}
     texts = ['"name"', '"description"', '"$schema"', '"été"', '"日本"', '""', '":', ",", "{", "\n", " the", "ing"]
     texts += ["".join(rng.choice('ab"_ eé0Zx:{}\\') for _ in range(rng.randint(1, 14))) for _ in range(60)]
     checked = 0
@@ -1477,13 +1479,17 @@ def test_literal_lexemes_equal_whole_walks(name: str) -> None:
         dfa = literal_dfa(data)
         for state in range(dfa.n_states):
             whole = _lexeme(dfa.trans, dfa.accepting, state, trie, words)
-            path = _literal_lexeme(data[state:], trie, words)
+            path, result = _literal_lexeme(data[state:], trie, words)
             assert np.array_equal(path.inside, whole.inside), (text, state)
             assert whole.boundaries is not None and path.boundaries is not None
             assert path.boundaries.tolist() == whole.boundaries.tolist(), (text, state)
             assert path.visited == whole.visited, (text, state)
+            results.setdefault(result, set()).add((path.inside.tobytes(), tuple(path.boundaries.tolist())))
             checked += 1
     assert checked > 400
+    # the result key (the path's last node, the boundary count) stands for one result, and rests that
+    # leave the trie at the same place share it
+    assert all(len(r) == 1 for r in results.values()) and len(results) < checked / 2
 
 
 def test_lexemes_no_token_goes_past_cross_nothing() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import TOKENIZERS, compiler, tokenizer
 
@@ -130,6 +131,8 @@ def test_trie_layout() -> None:
     assert trie.n_nodes == 6
     assert list(trie.node_byte[1:]) == [ord("a"), ord("b"), ord("c"), ord("b"), ord("a")]
     assert list(trie.subtree_end) == [6, 4, 4, 4, 6, 6]
+    assert trie.root_child[ord("a")] == 1 and trie.root_child[ord("b")] == 4
+    assert (np.delete(trie.root_child, [ord("a"), ord("b")]) == -1).all()
     node_ab = trie.token_node[1]
     assert trie.token_node[4] == node_ab
     toks = trie.node_tokens[trie.token_start[node_ab] : trie.token_start[node_ab + 1]]

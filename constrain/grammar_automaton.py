@@ -98,6 +98,8 @@ _MAX_DIFF_STATES = 1024
 _BASES_PER_SIGNATURE = 2
 _MAX_BASES = 4096
 """First-byte signatures kept with their recent lexemes (see ``SharedMasks._walk``)."""
+_MAX_UNHASHED_DFAS = 4096
+"""DFAs remembered as too large to hash their states' cut languages (see ``SharedMasks.state_key``)."""
 _DIFF_BUDGET = 1 << 15
 """Trie nodes a walk from a known lexeme may visit before it gives up for a whole walk."""
 _MAX_DIFF_FAILURES = 2
@@ -232,7 +234,7 @@ class SharedMasks:
                 if key[0] == _DFA_STATE_KEY:
                     # its other states' cut languages are not hashed either: each attempt cost about 0.3 ms,
                     # and on every 20th MaskBench schema every attempt after a first failure on a DFA failed
-                    if len(self._unhashed_dfas) > _MAX_BASES:
+                    if len(self._unhashed_dfas) > _MAX_UNHASHED_DFAS:
                         self._unhashed_dfas.clear()
                     self._unhashed_dfas.add(dfa.key)
                 self._state_keys[cache_key] = key

@@ -1089,9 +1089,9 @@ class GrammarAutomaton(TokenAutomaton):
             return hit
         lex_key, lex = self._lexeme(g)
         if lex.boundaries is not None and not len(lex.boundaries):
-            # no token goes on past the lexeme's end (most states of a property name: no token spells the rest
-            # of the name and its quote): none crosses it, whatever may follow, so nothing is looked up or kept
-            # by what follows
+            # no token goes on past the lexeme's end: none crosses it, whatever may follow, so nothing is looked
+            # up or kept by what follows (only an ignored terminal's lexeme gets here: _compute_mask does not
+            # ask what follows a parsed one, see _crossable)
             return self._keep_cross(key, _CrossEntry(
                 SharedCross(lex.inside, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES), []))
         spawn = self._spawn_set(e, without)

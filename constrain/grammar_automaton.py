@@ -901,7 +901,7 @@ class GrammarAutomaton(TokenAutomaton):
         live = [(c, g) for c, g in threads if g != eps_state]
         # each thread's lexeme ending here, asked only where a token may go on past that end: a lexeme that
         # no token crosses (most states of a property name) gives its inside mask whatever follows it (as
-        # for no column at all, -1), and an object of 150 optional properties asked 47 new parser steps
+        # for no column at all, -1); an object of 150 optional properties asked 47 new parser steps a mask
         crossed = [i for i, (_, g) in enumerate(live) if self._crossable(g)]
         after = [-1] * len(live)
         for i, c2 in zip(crossed, self._answers([(live[i][0], gterm[live[i][1]]) for i in crossed], log)):
@@ -1004,10 +1004,11 @@ class GrammarAutomaton(TokenAutomaton):
         return self._lexeme(g)[1].inside
 
     def _crossable(self, g: int) -> bool:
-        """Whether a token may go on past the end of lexer state ``g``'s lexeme (into what follows it), or
-        ``g`` reads an ignored terminal (:meth:`_drop_covered` needs the column after it)."""
+        """Whether a token may go on past the end of lexer state ``g``'s lexeme (into what follows it).
+        Where none may, the lexeme gives its inside mask whatever follows: no column is asked for it, no cross
+        entry made, and :meth:`_drop_covered` leaves an ignored one's thread as it is."""
         boundaries = self._lexeme(g)[1].boundaries
-        return boundaries is None or len(boundaries) > 0 or self._tignore_list[self._gterm_list[g]]
+        return boundaries is None or len(boundaries) > 0
 
     def _walk(self, cols: I64, gs: I64, node: int, words: U32, log: _Log, dead: I32 | None = None) -> None:
         """Exact walk of the trie below ``node`` from threads ``(cols, gs)``, OR-ing accepted tokens into
@@ -1081,19 +1082,13 @@ class GrammarAutomaton(TokenAutomaton):
                 self.parser.lock.release()
 
     def _cross_mask(self, g: int, e: int, without: frozenset[int] = frozenset()) -> _CrossEntry:
-        """Cross entry of lexer state ``g`` before expected set ``e``, less the next terminals ``without``
-        (those another thread of the state gives: see :meth:`_drop_covered`)."""
+        """Cross entry of lexer state ``g`` (:meth:`_crossable`) before expected set ``e``, less the next
+        terminals ``without`` (those another thread of the state gives: see :meth:`_drop_covered`)."""
         key = (g, e, without)
         hit = self._cross.get(key)
         if hit is not None:
             return hit
-        lex_key, lex = self._lexeme(g)
-        if lex.boundaries is not None and not len(lex.boundaries):
-            # no token goes on past the lexeme's end: none crosses it, whatever may follow, so nothing is looked
-            # up or kept by what follows (only an ignored terminal's lexeme gets here: _compute_mask does not
-            # ask what follows a parsed one, see _crossable)
-            return self._keep_cross(key, _CrossEntry(
-                SharedCross(lex.inside, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES, _NO_NODES), []))
+        lex_key = self._lexeme(g)[0]
         spawn = self._spawn_set(e, without)
         shared_key: Any = (lex_key, spawn.content)
         shared = self.shared.cross(shared_key)

@@ -597,6 +597,7 @@ class EarleyParser:
                 break
             self._grow()
         self.initial = int(c)
+        _load_step_kernel(self)
 
     # ------------------------------------------------------------------ precomputation
     def _closures(self) -> None:
@@ -954,6 +955,18 @@ def _rehash_reps(rt, new):  # type: ignore[no-untyped-def]
 
 
 _growth_kernels_loaded = False
+_step_kernel_loaded = False
+
+
+def _load_step_kernel(parser: EarleyParser) -> None:
+    """Load :func:`_steps` with the first parser of a process, on no requests: a JSON schema's first mask
+    paid its 15 ms (a Lark or GBNF compile makes its first mask, which loads it)."""
+    global _step_kernel_loaded
+    if _step_kernel_loaded:
+        return
+    none = np.zeros(0, np.int64)
+    _steps(none, none, parser.state(), parser.pkeys, parser.pvals, np.empty(0, np.int64))
+    _step_kernel_loaded = True
 
 
 def _load_growth_kernels() -> None:

@@ -1330,6 +1330,23 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
             cross_walk(eps, 0, 0, *common, _MAX_SECOND_LEVEL_NODES, out, nodes, states, visited)
     covers_after_ignored(a._gtrans, a._gacc, a._ignore_starts, eps, eps, eps, 1)
     a._follow_ok()  # this grammar's follow bytes, with the kernel crossings into identifiers need (6-7 ms to load)
+    # the exact trie walk (18-21 ms to load: our C grammar's first exact walk paid it in a mask), a mask looked
+    # up by replay (15-30 ms, a first lookup in a process), a whole lexeme walk and its keys (a JSON schema's
+    # first mask paid them), the lexer key of a state of more than _WHOLE_KEY_STATES (7.8 ms, in a MaskBench
+    # mask): on inputs that return at once or walk no further than the root's children
+    _result_hash(_lexeme(_EPS_DFA.trans, _EPS_DFA.accepting, 0, trie, a.words))
+    bounded_language_key(one.trans, one.accepting, 0, _WHOLE_KEY_STATES)
+    no_jobs = np.zeros(0, np.int64)
+    misses, nmiss, res_node, res_off, res_c, res_g, nres = _walk_scratch()
+    buf_c, buf_g, buf_a = _thread_buffers(walk_buffer_size(a._cap, trie.max_depth, 0))
+    walk_jobs(no_jobs, no_jobs, np.zeros(1, np.int64), no_jobs, no_jobs, no_jobs, trie.node_byte,  # type: ignore[call-arg]
+              trie.node_depth, trie.subtree_end, trie.token_start, trie.node_tokens, *a._walk_args(False), inside,
+              a._cap, trie.max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres, _NO_LOG.set,
+              _NO_LOG.keys, _NO_LOG.vals, _NO_LOG.n, buf_c, buf_g, buf_a, _NO_DEAD, False)
+    p = a.parser
+    replay(np.zeros(0, np.int64), np.zeros((0, 4), np.int32), np.zeros(0, np.int64), p.pkeys, p.pvals, a._n_terms1,
+           p.state(), False, np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64))
+    state_prefix_key(one.trans, one.accepting, 0, trie.max_depth, 1)  # returns at its first pair
     _mask_kernels_loaded = True
 
 

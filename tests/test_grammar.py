@@ -1359,19 +1359,22 @@ def test_crossings_in_parts_go_on_after_ignored_lexemes_with_every_terminal(monk
 def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first grammar of a process loads the walks masks may need (``grammar_automaton._load_mask_kernels``)
     on made-up inputs: each must take the types of its real calls, or numba compiles it a second time and
-    the real call still loads its own. After real calls of every one (a SQL walk, and JSON strings whose
-    lexemes are walked from known ones, words that may split anywhere), each has one compiled signature; so
+    the real call still loads its own. After real calls of every one (a SQL walk whose masks are looked up
+    by replay, JSON strings whose lexemes are walked from known ones or keyed by a cut of a long counter's
+    language, words that may split anywhere), each has one compiled signature; so
     has the trie walk, which exact walks call with read-only dead-root lists (a writable empty list as the
     default once made it load a second signature, 28 ms, in a mask)."""
+    from constrain import earley, grammar_tables, grammars
     from constrain import grammar_automaton as ga
-    from constrain import grammar_tables, grammars
 
     monkeypatch.setattr(ga, "_mask_kernels_loaded", False)
+    monkeypatch.setattr(earley, "_step_kernel_loaded", False)
     comp = compiler("smollm2")
     fresh = constrain.Compiler(vocab=comp.vocab)  # fresh shared caches: every lexeme and crossing computed
     fresh.lark('start: "x"')  # loads them (again, on these inputs)
     names = ["cross_walk", "cross_exits", "boundary_exits", "derived_exits", "lexeme_diff_walk", "merged_boundaries",
-             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs", "literal_lexeme"]
+             "dead_roots", "covers_after_ignored", "length_classes", "joint_classes", "walk_jobs", "literal_lexeme",
+             "replay", "state_prefix_key", "lexeme_walk", "lexeme_digest", "bounded_language_key"]
     calls = dict.fromkeys(names, 0)
 
     def counted(name: str) -> Any:
@@ -1390,13 +1393,16 @@ def test_mask_kernels_loaded_up_front_have_the_types_of_their_real_calls(monkeyp
     walk(sql, tok.encode("SELECT name , count(*) FROM singer WHERE age > 20 ORDER BY name", add_special_tokens=False))
     words = fresh.lark('start: WORD+\nWORD: /[a-z]+/\n%ignore " "')  # a word may split anywhere: exact walks
     walk(words, tok.encode("ab cd efg", add_special_tokens=False))
-    schema = {"type": "object", "properties": {f"p{k}": {"type": "string", "maxLength": 40 + 7 * k} for k in range(6)},
-              "propertyNames": {"not": {"const": "$schema"}}}
+    props = {f"p{k}": {"type": "string", "maxLength": 40 + 7 * k} for k in range(6)}
+    props["long"] = {"type": "string", "maxLength": 700}  # more states than a whole-language key takes
+    schema = {"type": "object", "properties": props, "propertyNames": {"not": {"const": "$schema"}}}
     c = fresh.json_schema(schema)
-    walk(c, tok.encode('{"p0":"' + "ab " * 12 + '","p1":"x","p3":"' + "cd" * 20 + '"}', add_special_tokens=False))
+    walk(c, tok.encode('{"p0":"' + "ab " * 12 + '","p1":"x","p3":"' + "cd" * 20 + '","long":"ef gh"}',
+                       add_special_tokens=False))
     assert all(calls.values()), calls  # each had a real call
     signatures = {name: len(kernel.signatures) for name, kernel in kernels.items()}
     signatures["_follow_words"] = len(grammar_tables._follow_words.signatures)  # (called through follow_bytes)
+    signatures["_steps"] = len(earley._steps.signatures)  # (loaded with the first parser, called by its steps)
     assert set(signatures.values()) == {1}, signatures
 
 

@@ -1343,9 +1343,7 @@ def _load_mask_kernels(a: GrammarAutomaton) -> None:
               trie.node_depth, trie.subtree_end, trie.token_start, trie.node_tokens, *a._walk_args(False), inside,
               a._cap, trie.max_depth, misses, nmiss, res_node, res_off, res_c, res_g, nres, _NO_LOG.set,
               _NO_LOG.keys, _NO_LOG.vals, _NO_LOG.n, buf_c, buf_g, buf_a, _NO_DEAD, False)
-    p = a.parser
-    replay(np.zeros(0, np.int64), np.zeros((0, 4), np.int32), np.zeros(0, np.int64), p.pkeys, p.pvals, a._n_terms1,
-           p.state(), False, np.empty((MAX_MISSES, 2), np.int64), np.zeros(1, np.int64))
+    a._replay(np.zeros(0, np.int64), np.zeros((0, 4), np.int32), np.zeros(0, np.int64))  # the stored op tables' int32
     state_prefix_key(one.trans, one.accepting, 0, trie.max_depth, 1)  # returns at its first pair
     _mask_kernels_loaded = True
 
